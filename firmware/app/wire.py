@@ -132,3 +132,15 @@ def ack_error(msg):
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         return "s must be a sequence number"
     return None
+
+
+def bag_number(n):
+    """The bag number printed on the label ("揽收扫描条码") for number n of a device's range."""
+    return "BS%010d" % n
+
+
+def bag_serial(bag_no):
+    """The range number inside a bag number, or None if it is not one of ours."""
+    if len(bag_no) != 12 or not bag_no.startswith("BS") or not bag_no[2:].isdigit():
+        return None
+    return int(bag_no[2:])
