@@ -1,0 +1,53 @@
+"""Buzzer patterns: ok, warn and error told apart by pitch, length and count."""
+
+import asyncio
+from micropython import const
+
+_DUTY_HALF = const(32768)  # square wave: loudest for a passive buzzer
+
+# (frequency Hz, on ms, off ms, repeats). Distinct by ear without looking at the screen:
+# ok is one short high beep, warn two medium, error three low and long.
+PATTERNS = {
+    "ok": (2700, 80, 0, 1),
+    "warn": (1800, 180, 120, 2),
+    "error": (500, 400, 150, 3),
+}
+
+
+class Buzzer:
+    """Give a machine.PWM (freq()/duty_u16()) or a callable tone(freq_hz), 0 meaning off."""
+
+    def __init__(self, pwm_or_callable):
+        out = pwm_or_callable
+        self._pwm = out if hasattr(out, "duty_u16") else None
+        self._tone_fn = None if self._pwm else out
+        self.playing = None
+        self.tone(0)
+
+    def tone(self, freq):
+        pwm = self._pwm
+        if pwm is None:
+            self._tone_fn(freq)
+        elif freq:
+            pwm.freq(freq)
+            pwm.duty_u16(_DUTY_HALF)
+        else:
+            pwm.duty_u16(0)
+
+    async def play(self, kind):
+        pattern = PATTERNS.get(kind)
+        if pattern is None:
+            raise ValueError("unknown beep %r" % kind)
+        freq, on_ms, off_ms, repeats = pattern
+        self.playing = kind
+        try:
+            for i in range(repeats):
+                self.tone(freq)
+                await asyncio.sleep_ms(on_ms)
+                self.tone(0)
+                if i < repeats - 1:
+                    await asyncio.sleep_ms(off_ms)
+        finally:
+            # Also on cancel: a newer beep replaced this one, never leave the buzzer on.
+            self.tone(0)
+            self.playing = None

@@ -1,0 +1,173 @@
+"""GM65 / GM861 barcode module on a UART stream: CR-terminated codes, command frames."""
+
+import asyncio
+import time
+from micropython import const
+
+# Command frame (GM65 manual, "Serial command"): 7E 00 <type> <len> <addr hi> <addr lo>
+# <data...> <crc hi> <crc lo>, CRC-CCITT (XModem: poly 0x1021, init 0) over type..data.
+_HEAD = const(0x7E)
+_TYPE_WRITE = const(0x08)
+_TYPE_SAVE = const(0x09)
+# Zone bits (manual, "Zone bit list").
+_ZONE_TRIGGER = const(0x0002)  # bit 0 = 1: start one read in command-triggered mode
+_ZONE_OUTPUT = const(0x000D)  # bits 1-0 = 00: output on the serial (TTL-232) port
+_REPLY_HEAD = const(0x02)  # replies: 02 00 00 <len> <data...> <crc hi> <crc lo>
+_CR = const(0x0D)
+_LF = const(0x0A)
+_FIRST_PRINTABLE = const(0x20)
+_LAST_PRINTABLE = const(0x7E)
+_CHUNK = const(16)
+_CONFIG_GAP_MS = const(50)
+
+
+def crc_ccitt(data, crc=0):
+    """CRC-16/XMODEM as the GM65 manual specifies for command frames."""
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def frame(kind, addr, data):
+    """A command frame: kind is the type byte, addr a zone address, data bytes."""
+    buf = bytearray(8 + len(data))
+    buf[0] = _HEAD
+    buf[1] = 0
+    buf[2] = kind
+    buf[3] = len(data)
+    buf[4] = addr >> 8
+    buf[5] = addr & 0xFF
+    buf[6 : 6 + len(data)] = data
+    crc = crc_ccitt(memoryview(buf)[2 : 6 + len(data)])
+    buf[-2] = crc >> 8
+    buf[-1] = crc & 0xFF
+    return bytes(buf)
+
+
+def trigger_frame():
+    return frame(_TYPE_WRITE, _ZONE_TRIGGER, b"\x01")
+
+
+def serial_output_frame():
+    return frame(_TYPE_WRITE, _ZONE_OUTPUT, b"\x00")
+
+
+def save_frame():
+    # Manual: "save to internal flash" is type 09, length 01, address 0000, data 00.
+    return frame(_TYPE_SAVE, 0x0000, b"\x00")
+
+
+class BadBarcode(ValueError):
+    """A read that is not a usable code: control bytes, non-ASCII, or too long."""
+
+    code = "BAD_BARCODE"
+
+
+class GM65:
+    """stream: an asyncio stream with readinto() (asyncio.StreamReader(uart) on the ESP32).
+
+    write(bytes): sends command frames (uart.write); None for a read-only scanner.
+    The same code read again within debounce_ms of its last sighting is ignored.
+    """
+
+    def __init__(self, stream, write=None, max_len=64, debounce_ms=1000, clock=None):
+        self._stream = stream
+        self._write = write
+        self.max_len = max_len
+        self.debounce_ms = debounce_ms
+        self._clock = clock or time.ticks_ms
+        self._chunk = bytearray(_CHUNK)
+        self._chunk_len = 0
+        self._chunk_pos = 0
+        self._line = bytearray(max_len)
+        self._last = bytearray(max_len)
+        self._last_len = -1
+        self._last_at = 0
+        self._trigger = trigger_frame()
+
+    def _send(self, data):
+        if self._write is None:
+            raise OSError("GM65: no write channel for command frames")
+        self._write(data)
+
+    def trigger(self):
+        """Start one read (the module must be in command-triggered mode)."""
+        self._send(self._trigger)
+
+    async def configure(self):
+        """Output on the serial port, saved to the module's flash."""
+        self._send(serial_output_frame())
+        await asyncio.sleep_ms(_CONFIG_GAP_MS)
+        self._send(save_frame())
+
+    async def _byte(self):
+        while self._chunk_pos >= self._chunk_len:
+            n = await self._stream.readinto(self._chunk)
+            if not n:
+                raise EOFError("GM65 stream closed")
+            self._chunk_len = n
+            self._chunk_pos = 0
+        b = self._chunk[self._chunk_pos]
+        self._chunk_pos += 1
+        return b
+
+    async def _skip_reply(self):
+        # 02 00 00 <len> <data> <crc> answers a command frame; it is not CR-terminated.
+        await self._byte()
+        await self._byte()
+        n = await self._byte()
+        for _ in range(n + 2):
+            await self._byte()
+
+    async def _read_line(self):
+        """Fill self._line; returns its length, -1 if too long, -2 if it held a bad byte."""
+        n = 0
+        status = 0
+        while True:
+            b = await self._byte()
+            if b == _CR or b == _LF:
+                return status if status else n
+            if n == 0 and status == 0 and b == _REPLY_HEAD:
+                await self._skip_reply()
+                continue
+            if b < _FIRST_PRINTABLE or b > _LAST_PRINTABLE:
+                status = status or -2
+            elif n >= self.max_len:
+                status = -1
+            elif not status:
+                self._line[n] = b
+                n += 1
+
+    def _repeats_last(self, n, now):
+        if n != self._last_len or time.ticks_diff(now, self._last_at) >= self.debounce_ms:
+            return False
+        line = self._line
+        last = self._last
+        for i in range(n):
+            if line[i] != last[i]:
+                return False
+        return True
+
+    async def read(self):
+        """The next barcode as str; raises BadBarcode (code BAD_BARCODE) for a bad read."""
+        while True:
+            n = await self._read_line()
+            if n == 0:
+                continue  # the LF of a CR LF pair, or a stray terminator
+            if n == -1:
+                raise BadBarcode("barcode longer than %d characters" % self.max_len)
+            if n == -2:
+                raise BadBarcode("barcode holds control or non-ASCII bytes")
+            now = self._clock()
+            if self._repeats_last(n, now):
+                self._last_at = now
+                continue
+            line = self._line
+            last = self._last
+            for i in range(n):
+                last[i] = line[i]
+            self._last_len = n
+            self._last_at = now
+            return self._line[:n].decode()

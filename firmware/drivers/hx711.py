@@ -1,0 +1,76 @@
+"""HX711 24-bit load-cell ADC, bit-banged over two pin callables (Avia datasheet)."""
+
+import time
+from micropython import const
+
+# Datasheet "Serial Interface": 24 data pulses, then 1 more selects channel A, gain 128
+# for the next conversion (2 more: B/32, 3 more: A/64).
+_DATA_BITS = const(24)
+_GAIN_128_EXTRA = const(1)
+_SIGN_BIT = const(0x800000)
+_FULL_SCALE = const(0x1000000)
+# "Power down": PD_SCK high for more than 60 us powers the chip down; hold it well past that.
+_POWER_DOWN_US = const(100)
+
+
+def _irq_off():
+    return 0
+
+
+def _irq_on(state):
+    pass
+
+
+class HX711:
+    """Channel A, gain 128.
+
+    dout() returns the DOUT level; sck(v) drives PD_SCK. A PD_SCK high that lasts over
+    60 us powers the chip down mid-read, so the pulse train runs between disable_irq()
+    and enable_irq(state) (pass machine.disable_irq / machine.enable_irq on the ESP32).
+    """
+
+    def __init__(self, dout, sck, disable_irq=None, enable_irq=None):
+        self._dout = dout
+        self._sck = sck
+        self._disable_irq = disable_irq or _irq_off
+        self._enable_irq = enable_irq or _irq_on
+        sck(0)
+
+    def ready(self):
+        # DOUT low means a conversion is waiting (datasheet: "data is ready for retrieval").
+        return not self._dout()
+
+    def read_raw(self, timeout_ms=500):
+        """One conversion as a signed 24-bit count; OSError if DOUT never goes low."""
+        dout = self._dout
+        start = time.ticks_ms()
+        while dout():
+            if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
+                raise OSError("HX711 not ready: DOUT stayed high for %d ms" % timeout_ms)
+            time.sleep_ms(1)
+        sck = self._sck
+        value = 0
+        state = self._disable_irq()
+        try:
+            for _ in range(_DATA_BITS):
+                sck(1)
+                sck(0)
+                # Bit is valid 0.1 us after the rising edge and held until the next one.
+                value = (value << 1) | dout()
+            for _ in range(_GAIN_128_EXTRA):
+                sck(1)
+                sck(0)
+        finally:
+            self._enable_irq(state)
+        if value & _SIGN_BIT:
+            value -= _FULL_SCALE
+        return value
+
+    def power_down(self):
+        self._sck(0)
+        self._sck(1)
+        time.sleep_us(_POWER_DOWN_US)
+
+    def power_up(self):
+        # The chip resets to channel A, gain 128; first data after the 400 ms settling time.
+        self._sck(0)

@@ -1,0 +1,71 @@
+"""Debounced keys polled from level callables; presses come out as key names."""
+
+import asyncio
+from micropython import const
+
+_QUEUE = const(4)
+
+
+class Keys:
+    """pins: {name: callable returning the level}. A key changes state only after
+    `samples` equal readings in a row, sampled every period_ms (3 x 7 ms ~ 20 ms covers
+    the usual 5-10 ms contact bounce)."""
+
+    def __init__(self, pins, active_low=True, samples=3, period_ms=7):
+        self.names = tuple(pins)
+        self._pins = tuple(pins[n] for n in self.names)
+        self._active = 0 if active_low else 1
+        self.samples = samples
+        self.period_ms = period_ms
+        self._down = bytearray(len(self.names))  # debounced state, 1 = pressed
+        self._count = bytearray(len(self.names))  # readings in a row that differ from it
+        self._queue = [None] * _QUEUE
+        self._head = 0
+        self._size = 0
+
+    def pressed(self, name):
+        return bool(self._down[self.names.index(name)])
+
+    def poll(self):
+        """Sample every key once; queue the names of keys that became pressed."""
+        down = self._down
+        count = self._count
+        for i, pin in enumerate(self._pins):
+            level = 1 if pin() == self._active else 0
+            if level == down[i]:
+                count[i] = 0
+                continue
+            count[i] += 1
+            if count[i] >= self.samples:
+                down[i] = level
+                count[i] = 0
+                if level:
+                    self._push(self.names[i])
+
+    def _push(self, name):
+        if self._size == _QUEUE:
+            return  # nobody is reading: drop presses rather than grow
+        self._queue[(self._head + self._size) % _QUEUE] = name
+        self._size += 1
+
+    def pop(self):
+        if not self._size:
+            return None
+        name = self._queue[self._head]
+        self._head = (self._head + 1) % _QUEUE
+        self._size -= 1
+        return name
+
+    async def next(self):
+        """The name of the next key pressed."""
+        while not self._size:
+            self.poll()
+            if self._size:
+                break
+            await asyncio.sleep_ms(self.period_ms)
+        return self.pop()
+
+    async def run(self, on_press):
+        """Callback style: on_press(name) for every press, forever."""
+        while True:
+            on_press(await self.next())

@@ -1,0 +1,197 @@
+"""A weighing scale over a raw-count source: tare, calibration, filtering, stability."""
+
+import asyncio
+import json
+import os
+import time
+from array import array
+from micropython import const
+
+# Error codes the app shows (domain.md: errors are values the user sees).
+OVERLOAD = "SCALE_OVERLOAD"
+UNDERLOAD = "SCALE_UNDERLOAD"
+UNSTABLE = "SCALE_UNSTABLE"
+NOT_CALIBRATED = "SCALE_NOT_CALIBRATED"
+
+# Before calibration there is no counts-per-gram: judge stability in raw counts. A 100 kg
+# cell at 2 mV/V on a 3.3 V bridge gives about 28 counts/g at gain 128, so 500 is ~20 g.
+_UNCALIBRATED_TOLERANCE = const(500)
+_READY_POLL_MS = const(10)
+_READY_TIMEOUT_MS = const(500)
+# A calibration must move the reading by at least this many counts per gram.
+_MIN_COUNTS_PER_GRAM = 0.01
+
+
+class ScaleError(Exception):
+    """A refusal with a code from this module (OVERLOAD, UNDERLOAD, ...)."""
+
+    def __init__(self, code, text=""):
+        super().__init__(code, text)
+        self.code = code
+
+
+class Scale:
+    """source.read_raw() gives signed counts; source.ready() (optional) says a conversion waits.
+
+    path is the JSON file holding {"factor", "offset", "cal_id"}; it is written to a
+    temporary file and renamed so a power cut leaves the old or the new calibration.
+    """
+
+    def __init__(
+        self,
+        source,
+        path,
+        capacity_g=60000,
+        tolerance_g=20,
+        stable_count=5,
+        median_n=5,
+        average_n=4,
+        step_g=200,
+    ):
+        self._source = source
+        self._ready = getattr(source, "ready", None)
+        self.path = path
+        self.capacity_g = capacity_g
+        self.tolerance_g = tolerance_g
+        self.stable_count = stable_count
+        self._step_g = step_g
+        self._samples = array("i", [0] * median_n)
+        self._ring = array("i", [0] * average_n)
+        self._ring_len = 0
+        self._ring_pos = 0
+        self._ring_sum = 0
+        self.offset = 0
+        self.factor = None
+        self.cal_id = None
+        self._tolerance = _UNCALIBRATED_TOLERANCE
+        self._step = _UNCALIBRATED_TOLERANCE * 10
+        self.load()
+
+    # --- calibration -------------------------------------------------------------------
+
+    @property
+    def calibrated(self):
+        return self.factor is not None
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                saved = json.load(f)
+            self._use(saved["factor"], saved["cal_id"], saved.get("offset", 0))
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing or unreadable file: the device must be calibrated before weighing.
+            self.factor = None
+            self.cal_id = None
+
+    def save(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"factor": self.factor, "offset": self.offset, "cal_id": self.cal_id}, f)
+        os.rename(tmp, self.path)
+
+    def set_calibration(self, factor, cal_id, offset=None):
+        if offset is not None:
+            self.offset = offset
+        self._use(factor, cal_id, self.offset)
+        self.save()
+
+    def _use(self, factor, cal_id, offset):
+        if abs(factor) < _MIN_COUNTS_PER_GRAM:
+            raise ValueError("calibration factor too small: %r counts/g" % factor)
+        self.factor = float(factor)
+        self.cal_id = str(cal_id)
+        self.offset = int(offset)
+        self._tolerance = max(1, int(abs(self.tolerance_g * self.factor)))
+        self._step = max(1, int(abs(self._step_g * self.factor)))
+
+    async def tare(self, timeout_ms=5000):
+        """Zero the empty platform (kept in RAM; calibrate() stores it)."""
+        self.offset = await self.stable_counts(timeout_ms)
+
+    async def calibrate(self, known_g, cal_id, timeout_ms=5000):
+        """With the platform tared and known_g on it: store counts per gram under cal_id."""
+        counts = await self.stable_counts(timeout_ms)
+        self.set_calibration((counts - self.offset) / known_g, cal_id)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def _raw(self):
+        ready = self._ready
+        if ready is None:
+            await asyncio.sleep_ms(0)
+        else:
+            start = time.ticks_ms()
+            # HX711 converts at 10 or 80 SPS: wait here, not inside read_raw, so the loop runs.
+            while not ready() and time.ticks_diff(time.ticks_ms(), start) < _READY_TIMEOUT_MS:
+                await asyncio.sleep_ms(_READY_POLL_MS)
+        return self._source.read_raw()
+
+    async def counts(self):
+        """One filtered reading: median of N raw reads, then a moving average."""
+        s = self._samples
+        n = len(s)
+        for i in range(n):
+            v = await self._raw()
+            # Insertion sort in place: the buffer is preallocated, nothing is allocated.
+            j = i
+            while j > 0 and s[j - 1] > v:
+                s[j] = s[j - 1]
+                j -= 1
+            s[j] = v
+        return self._average(s[n // 2])
+
+    def _average(self, v):
+        ring = self._ring
+        if self._ring_len and abs(v - self._ring_sum // self._ring_len) <= self._step:
+            if self._ring_len < len(ring):
+                self._ring_len += 1
+            else:
+                self._ring_sum -= ring[self._ring_pos]
+            ring[self._ring_pos] = v
+            self._ring_sum += v
+            self._ring_pos = (self._ring_pos + 1) % len(ring)
+        else:
+            # First reading, or the load changed by more than step_g: restart the average
+            # so a new bag shows at once instead of creeping in over N readings.
+            ring[0] = v
+            self._ring_len = 1
+            self._ring_pos = 1 % len(ring)
+            self._ring_sum = v
+        return self._ring_sum // self._ring_len
+
+    async def stable_counts(self, timeout_ms=5000):
+        """Filtered counts once stable_count readings in a row stay within the tolerance."""
+        start = time.ticks_ms()
+        ref = c = await self.counts()
+        run = 1
+        while run < self.stable_count:
+            if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
+                raise ScaleError(UNSTABLE, "no stable reading in %d ms" % timeout_ms)
+            c = await self.counts()
+            if abs(c - ref) <= self._tolerance:
+                run += 1
+            else:
+                ref = c
+                run = 1
+        return c
+
+    def to_grams(self, counts):
+        return int(round((counts - self.offset) / self.factor))
+
+    async def grams(self):
+        """A live, unfiltered-for-stability weight for the display."""
+        if self.factor is None:
+            raise ScaleError(NOT_CALIBRATED, "scale not calibrated")
+        return self.to_grams(await self.counts())
+
+    async def stable_grams(self, timeout_ms=5000):
+        """The accepted weight in whole grams; ScaleError if unstable, over or under range."""
+        if self.factor is None:
+            raise ScaleError(NOT_CALIBRATED, "scale not calibrated")
+        g = self.to_grams(await self.stable_counts(timeout_ms))
+        if g > self.capacity_g:
+            raise ScaleError(OVERLOAD, "%d g over capacity %d g" % (g, self.capacity_g))
+        if g < -self.tolerance_g:
+            # Reads below zero: the platform was tared with a load on it, or lifted.
+            raise ScaleError(UNDERLOAD, "%d g below zero" % g)
+        return g
