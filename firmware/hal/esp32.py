@@ -46,6 +46,7 @@ class Board:
             pm = json.load(f)
         self.pinmap = pm
         self.storage = storage
+        self.state_provider = None  # the app sets it; the simulator's control channel reads it
         try:
             os.mkdir(storage)
         except OSError:
@@ -100,6 +101,9 @@ class Board:
             if hasattr(network, s)
         )
 
+    async def start(self):
+        """Nothing to serve on the device (the simulator starts its control channel here)."""
+
     # --- user feedback -------------------------------------------------------------------
 
     def beep(self, kind):
@@ -122,6 +126,9 @@ class Board:
             self._led(1 if mode == "on" else 0)
         self.led_mode = mode
 
+    def report(self, beep=None, code=None):
+        """Screen, beep and refusal code are already on the panel and the buzzer here."""
+
     async def _blink(self):
         led = self._led
         while True:
@@ -138,13 +145,13 @@ class Board:
         mv = total // _ADC_SAMPLES
         return mv * (self._r_top + self._r_bottom) // self._r_bottom
 
-    async def net_up(self, networks, timeout_ms=_WIFI_TIMEOUT_MS):
+    async def net_up(self, networks=None, timeout_ms=_WIFI_TIMEOUT_MS):
         """Join the first reachable network of [{"ssid", "password"}] or [(ssid, password)]."""
         wlan = self.wlan
         wlan.active(True)
         if wlan.isconnected():
             return True
-        for net in networks:
+        for net in networks or ():
             ssid, password = _credentials(net)
             try:
                 wlan.connect(ssid, password)

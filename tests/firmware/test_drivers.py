@@ -759,9 +759,12 @@ async def main():
     b.set_led("blink")
     await asyncio.sleep_ms(120)
     b.set_led("on")
+    await b.start()
+    b.report("ok", None)
+    none = await b.net_up(None)
     alone = await b.net_up([("bad", "x")], timeout_ms=100)
     joined = await b.net_up([{{"ssid": "bad", "password": "x"}}, ("hub-wifi", "pw")])
-    return [alone, joined]
+    return [none, alone, joined]
 nets = asyncio.run(main())
 keys = {{n: [Pin.made[p.n].pull if hasattr(p, "n") else None, p.n]
         for n, p in zip(b.keys.names, b.keys._pins)}}
@@ -784,4 +787,4 @@ print(json.dumps([b.uart.args, b.i2c.args, sorted(b.i2c.addrs), b.buzzer._pwm.pi
         assert keys[name] == [pull, pin["gpio"]]
     assert lines == ["READY"] and storage == "data" and max_len == 64
     assert calibrated is False
-    assert nets == [False, True]
+    assert nets == [False, False, True]
