@@ -18,21 +18,20 @@ class Buzzer:
     """Give a machine.PWM (freq()/duty_u16()) or a callable tone(freq_hz), 0 meaning off."""
 
     def __init__(self, pwm_or_callable):
-        out = pwm_or_callable
-        self._pwm = out if hasattr(out, "duty_u16") else None
-        self._tone_fn = None if self._pwm else out
+        self._out = pwm_or_callable
+        self._is_pwm = hasattr(pwm_or_callable, "duty_u16")
         self.playing = None
         self.tone(0)
 
     def tone(self, freq):
-        pwm = self._pwm
-        if pwm is None:
-            self._tone_fn(freq)
+        out = self._out
+        if not self._is_pwm:
+            out(freq)
         elif freq:
-            pwm.freq(freq)
-            pwm.duty_u16(_DUTY_HALF)
+            out.freq(freq)
+            out.duty_u16(_DUTY_HALF)
         else:
-            pwm.duty_u16(0)
+            out.duty_u16(0)
 
     async def play(self, kind):
         pattern = PATTERNS.get(kind)

@@ -86,8 +86,10 @@ class Board:
         keys = {}
         for name, spec in pm["keys"].items():
             # GPIO 34-39 have no internal pull-up: the map says "external" for those.
-            pull = Pin.PULL_UP if spec.get("pull") == "up" else None
-            keys[name] = Pin(spec["gpio"], Pin.IN, pull)
+            if spec.get("pull") == "up":
+                keys[name] = Pin(spec["gpio"], Pin.IN, Pin.PULL_UP)
+            else:
+                keys[name] = Pin(spec["gpio"], Pin.IN)
         self.keys = Keys(keys, active_low=True)
 
         self._adc = ADC(Pin(_pin(pm, "battery", "adc")), atten=ADC.ATTN_11DB)

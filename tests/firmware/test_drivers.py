@@ -768,8 +768,8 @@ async def main():
 nets = asyncio.run(main())
 keys = {{n: [Pin.made[p.n].pull if hasattr(p, "n") else None, p.n]
         for n, p in zip(b.keys.names, b.keys._pins)}}
-print(json.dumps([b.uart.args, b.i2c.args, sorted(b.i2c.addrs), b.buzzer._pwm.pin,
-                  b.buzzer._pwm.log, b._led.n, b._led.v, b.led_mode, b.battery_mv(), keys,
+print(json.dumps([b.uart.args, b.i2c.args, sorted(b.i2c.addrs), b.buzzer._out.pin,
+                  b.buzzer._out.log, b._led.n, b._led.v, b.led_mode, b.battery_mv(), keys,
                   b.display.lines, b.storage, b.scanner.max_len, b.scale.calibrated, nets]))
 """,
     )
