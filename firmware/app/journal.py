@@ -1,0 +1,352 @@
+# Crash-safe on-flash journal: every accepted action is on flash before the OK beep (docs/journal.md).
+#
+# Frame = 12-byte header + compact JSON payload. Header, little-endian:
+#   magic u16 | payload length u16 | seq u32 | crc32 u32 (over header bytes 0..7, then payload)
+# Segments are files "<dir>/<first seq, 8 digits>.jnl"; the acked seq lives in "<dir>/acked".
+import binascii
+import json
+import os
+import struct
+
+from micropython import const
+
+from app.store import read_or, remove_if_exists, write_atomic
+
+_MAGIC = const(0x4A42)  # b"BJ": a zeroed or erased (0xFF) region never parses as a frame
+_HDR = "<HHII"
+_HDR_SIZE = const(12)
+_CRC_AT = const(8)
+# A record is one scan action (a few ids and a weight); 2 KB leaves ample room and bounds
+# what read() may have to load for a single record.
+_MAX_PAYLOAD = const(2048)
+_CHUNK = const(256)  # scratch for CRC checks and truncation: RAM does not grow with records
+_ENOSPC = const(28)  # the unix port's errno module has no ENOSPC
+_ENOENT = const(2)
+_SUFFIX = ".jnl"
+_ACKED = "acked"
+
+
+class JournalFull(OSError):
+    """The flash (or the configured max_bytes budget) cannot take another record."""
+
+    def __init__(self, msg="journal full"):
+        super().__init__(_ENOSPC, msg)
+
+
+def _seg_name(first_seq):
+    return "%08d%s" % (first_seq, _SUFFIX)
+
+
+class Journal:
+    def __init__(self, directory, segment_bytes=16384, max_bytes=0):
+        self._dir = directory.rstrip("/") or "/"
+        self._seg_bytes = segment_bytes
+        self._max_bytes = max_bytes  # 0: limited only by the flash
+        self._hdr = bytearray(_HDR_SIZE)
+        self._hdr_crc_part = memoryview(self._hdr)[:_CRC_AT]
+        self._scratch = bytearray(_CHUNK)
+        self._scratch_mv = memoryview(self._scratch)
+        self._segs = []  # first seq of each segment file, ascending; the last one is the tail
+        self._tail_size = 0  # bytes of confirmed frames in the tail segment
+        self._bytes = 0  # bytes of confirmed frames in all segments (for max_bytes)
+        self._f = None  # writer on the tail, positioned at _tail_size
+        self._dirty = False  # an append failed: cut the tail back before writing again
+        self.acked = 0
+        self.last_seq = 0
+        self._open()
+
+    # ---- public API ---------------------------------------------------------------------
+
+    @property
+    def depth(self):
+        # Seqs are contiguous; a gap only follows a corrupt frame in an older segment.
+        return self.last_seq - self.acked
+
+    def append(self, record):
+        seq = self.last_seq + 1
+        record["s"] = seq
+        payload = json.dumps(record, separators=(",", ":")).encode()
+        n = len(payload)
+        if n > _MAX_PAYLOAD:
+            raise ValueError("record too large")
+        size = _HDR_SIZE + n
+        if self._max_bytes and self._bytes + size > self._max_bytes:
+            raise JournalFull()
+        hdr = self._hdr
+        struct.pack_into(_HDR, hdr, 0, _MAGIC, n, seq, 0)
+        crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
+        struct.pack_into("<I", hdr, _CRC_AT, crc)
+        try:
+            f = self._writer(seq, size)
+            f.write(hdr)
+            f.write(payload)
+            f.flush()  # LittleFS commits here; a power cut before it leaves the old file
+        except OSError as e:
+            self._abandon_write()
+            if e.errno == _ENOSPC:
+                raise JournalFull()  # noqa: B904 - MicroPython warns on exception chaining
+            raise
+        self._tail_size += size
+        self._bytes += size
+        self.last_seq = seq
+        return seq
+
+    def read(self, after_seq, max_bytes):
+        out = []
+        total = 0
+        segs = self._segs
+        for i in range(len(segs)):
+            if i + 1 < len(segs) and segs[i + 1] - 1 <= after_seq:
+                continue  # every record in this segment is <= after_seq
+            f = self._open_seg(segs[i], "rb")
+            try:
+                while True:
+                    seq, n = self._read_header(f)
+                    if seq < 0:
+                        break  # end of the segment, or a corrupt frame (logged at open)
+                    if seq > self.last_seq:
+                        return out  # left by a failed append; not part of the journal
+                    if seq <= after_seq:
+                        f.seek(n, 1)
+                        continue
+                    if out and total + n > max_bytes:
+                        return out
+                    payload = f.read(n)
+                    if len(payload) != n or not self._crc_ok(payload):
+                        print("journal: bad frame, seq", seq, "in", _seg_name(segs[i]))
+                        break
+                    out.append(payload)
+                    total += n
+            finally:
+                f.close()
+        return out
+
+    def ack(self, seq):
+        if seq <= self.acked:
+            return  # duplicate or stale ack
+        if seq > self.last_seq:
+            raise ValueError("ack beyond last seq")
+        # Persist first: a crash before the deletions below only leaves fully acked segments,
+        # which the next open deletes.
+        write_atomic(self._path(_ACKED), b"%d\n" % seq)
+        self.acked = seq
+        self._drop_acked_segments()
+
+    def close(self):
+        f = self._f
+        self._f = None
+        if f is not None:
+            f.close()
+
+    # ---- opening and recovery -----------------------------------------------------------
+
+    def _open(self):
+        try:
+            os.mkdir(self._dir)
+        except OSError:
+            pass  # exists
+        for name in os.listdir(self._dir):
+            if name.endswith(".tmp"):
+                remove_if_exists(self._path(name))  # an interrupted atomic write or truncation
+            elif name.endswith(_SUFFIX):
+                try:
+                    self._segs.append(int(name[: -len(_SUFFIX)]))
+                except ValueError:
+                    pass
+        self._segs.sort()
+        raw = read_or(self._path(_ACKED), b"")
+        if raw.endswith(b"\n"):  # a torn first write has no newline yet
+            try:
+                self.acked = int(raw)
+            except ValueError:
+                print("journal: unreadable acked file", raw)
+        last = 0
+        segs = self._segs
+        i = 0
+        while i < len(segs):
+            first = segs[i]
+            is_tail = i == len(segs) - 1
+            if first <= last:
+                # Only hand-edited files overlap; the earlier segment wins.
+                print("journal: segment", _seg_name(first), "overlaps seq", last, "- removed")
+                self._remove_seg(i)
+                continue
+            good, frames, end = self._verify(first)
+            if good < end:
+                if is_tail:
+                    # A torn last frame (power cut mid-write) or a corrupt one: keep the valid
+                    # prefix, and cut the file there so new frames follow valid data.
+                    print("journal: dropping tail of", _seg_name(first), "from byte", good)
+                    self._truncate(first, good)
+                else:
+                    print("journal: corrupt frame in", _seg_name(first), "at byte", good)
+            if not frames and not is_tail:
+                self._remove_seg(i)
+                continue
+            # An empty tail was rolled over to just before a crash: its name still counts.
+            last = first + frames - 1
+            self._bytes += good
+            self._tail_size = good
+            i += 1
+        self.last_seq = max(last, self.acked)
+        self._drop_acked_segments()
+
+    def _verify(self, first):
+        """Scan a segment: (bytes of its valid prefix, frames in it, file size)."""
+        f = self._open_seg(first, "rb")
+        good = 0
+        frames = 0
+        try:
+            expect = first
+            while True:
+                seq, n = self._read_header(f)
+                if seq != expect or not self._crc_stream_ok(f, n):
+                    break
+                good += _HDR_SIZE + n
+                frames += 1
+                expect += 1
+            end = f.seek(0, 2)
+        finally:
+            f.close()
+        return good, frames, end
+
+    def _truncate(self, first, size):
+        """Cut a segment to its first size bytes: copy to a temp file, rename over it."""
+        path = self._path(_seg_name(first))
+        tmp = path + ".tmp"
+        src = open(path, "rb")
+        try:
+            dst = open(tmp, "wb")
+            try:
+                left = size
+                while left:
+                    chunk = self._scratch if left >= _CHUNK else self._scratch_mv[:left]
+                    k = src.readinto(chunk)
+                    if k != len(chunk):
+                        raise OSError(_ENOENT)  # the file shrank under us
+                    dst.write(chunk)
+                    left -= k
+                dst.flush()
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.rename(tmp, path)
+
+    def _abandon_write(self):
+        """A write or flush failed mid-frame: make sure nothing of it can read back as valid."""
+        self._dirty = True
+        f = self._f
+        self._f = None
+        if f is None:
+            return
+        try:
+            # Zero the magic of the partial frame. (On LittleFS a failed write marks the file
+            # errored, so its uncommitted data never reaches the flash anyway.)
+            f.seek(self._tail_size)
+            f.write(b"\0\0")
+            f.flush()
+        except OSError:
+            pass
+        try:
+            f.close()
+        except OSError:
+            pass
+
+    # ---- segments -----------------------------------------------------------------------
+
+    def _writer(self, seq, size):
+        """The open tail, rolled over to a new segment named seq when size does not fit."""
+        if self._dirty:
+            if self._segs:
+                first = self._segs[-1]
+                try:
+                    end = os.stat(self._path(_seg_name(first)))[6]
+                except OSError:
+                    end = 0
+                if end > self._tail_size:
+                    self._truncate(first, self._tail_size)
+            self._dirty = False
+        fits = self._tail_size == 0 or self._tail_size + size <= self._seg_bytes
+        if self._f is not None:
+            if fits:
+                return self._f
+            self.close()
+        elif self._segs and fits:
+            f = self._open_seg(self._segs[-1], "r+b")
+            f.seek(self._tail_size)
+            self._f = f
+            return f
+        f = self._open_seg(seq, "wb")
+        self._segs.append(seq)
+        self._tail_size = 0
+        self._f = f
+        return f
+
+    def _drop_acked_segments(self):
+        segs = self._segs
+        while segs:
+            if len(segs) > 1:
+                last_in_seg = segs[1] - 1
+            else:
+                last_in_seg = self.last_seq
+            if last_in_seg > self.acked:
+                break
+            if len(segs) == 1:
+                self.close()
+                self._bytes -= self._tail_size
+                self._tail_size = 0
+                self._dirty = False
+            else:
+                self._bytes -= self._seg_size(0)
+            self._remove_seg(0)
+        if self._bytes < 0:
+            self._bytes = 0
+
+    def _seg_size(self, i):
+        try:
+            return os.stat(self._path(_seg_name(self._segs[i])))[6]
+        except OSError:
+            return 0
+
+    def _remove_seg(self, i):
+        try:
+            os.remove(self._path(_seg_name(self._segs[i])))
+        except OSError as e:
+            if e.errno != _ENOENT:
+                raise
+        self._segs.pop(i)
+
+    # ---- frames -------------------------------------------------------------------------
+
+    def _read_header(self, f):
+        """(seq, payload length) of the next frame, or (-1, 0) at the end or on a bad header."""
+        if f.readinto(self._hdr) != _HDR_SIZE:
+            return -1, 0
+        magic, n, seq, _ = struct.unpack_from(_HDR, self._hdr, 0)
+        if magic != _MAGIC or n > _MAX_PAYLOAD:
+            return -1, 0
+        return seq, n
+
+    def _crc_ok(self, payload):
+        crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
+        return crc == struct.unpack_from("<I", self._hdr, _CRC_AT)[0]
+
+    def _crc_stream_ok(self, f, n):
+        """Check the CRC of the n-byte payload at the file position without loading it."""
+        want = struct.unpack_from("<I", self._hdr, _CRC_AT)[0]
+        crc = binascii.crc32(self._hdr_crc_part)
+        while n:
+            chunk = self._scratch if n >= _CHUNK else self._scratch_mv[:n]
+            k = f.readinto(chunk)
+            if k != len(chunk):
+                return False  # truncated
+            crc = binascii.crc32(chunk, crc)
+            n -= k
+        return crc == want
+
+    def _open_seg(self, first, mode):
+        return open(self._path(_seg_name(first)), mode)
+
+    def _path(self, name):
+        return self._dir + "/" + name
