@@ -67,7 +67,9 @@ def run_mpy(micropython, tmp_path):
             env=full_env,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"micropython failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"micropython failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -88,13 +90,11 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1\n"
             "persistence false\n"
             "max_queued_messages 0\n"
-            "max_inflight_messages 0\n"
-            + (self.extra_config or "allow_anonymous true\n")
+            "max_inflight_messages 0\n" + (self.extra_config or "allow_anonymous true\n")
         )
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        with (self.dir / "mosquitto.log").open("ab") as log:
+            self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=log)
         wait_port(self.port)
         return self
 
@@ -115,3 +115,121 @@ def mosquitto():
     yield broker
     broker.stop()
     shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+TOOLS_LIB = ROOT / "tools" / "lib"
+sys.path.insert(0, str(TOOLS_LIB))
+
+
+class Gateway:
+    """A bagscan-gateway process on free ports: embedded broker, or mqtt_url given."""
+
+    def __init__(self, tmp: Path, mqtt_url: str = "", extra_env: dict | None = None):
+        self.http_port = free_port()
+        self.mqtt_port = free_port()
+        self.token = "test-token-" + os.urandom(4).hex()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.db_url = f"sqlite:///{tmp / 'gateway.sqlite'}"
+        self.log = tmp / "gateway.log"
+        self.env = dict(
+            os.environ,
+            BAGSCAN_HTTP_PORT=str(self.http_port),
+            BAGSCAN_MQTT_PORT=str(self.mqtt_port),
+            BAGSCAN_API_TOKEN=self.token,
+            BAGSCAN_DATABASE_URL=self.db_url,
+            BAGSCAN_MQTT_URL=mqtt_url,
+            **(extra_env or {}),
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Gateway":
+        exe = Path(sys.executable).with_name("bagscan-gateway")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(exe)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_port(self.http_port, timeout=30)
+        return self
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    gw = Gateway(tmp_path).start()
+    yield gw
+    gw.stop()
+
+
+class SimHandheld:
+    """tools/sim as a subprocess, with its control channel."""
+
+    def __init__(self, gateway: Gateway, device_id: str, state_dir: Path, heap: str | None = None):
+        self.gateway = gateway
+        self.device_id = device_id
+        self.state_dir = state_dir
+        self.heap = heap
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.control = None
+
+    def start(self):
+        from control import Handheld
+
+        args = [
+            sys.executable, str(TOOLS_LIB / "sim.py"),
+            "--gateway", self.gateway.url, "--token", self.gateway.token,
+            "--device-id", self.device_id, "--control-port", str(self.port),
+            "--state-dir", str(self.state_dir),
+        ]  # fmt: skip
+        if self.heap:
+            args += ["--heap", self.heap]
+        with (self.state_dir.parent / f"{self.device_id}.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.control = Handheld(self.port)
+        return self.control
+
+    def kill(self) -> None:
+        """A power cut."""
+        if self.control:
+            self.control.close()
+            self.control = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def handhelds(tmp_path):
+    started: list[SimHandheld] = []
+
+    def start(gateway: Gateway, device_id: str, heap: str | None = None):
+        sim = SimHandheld(gateway, device_id, tmp_path / "flash" / device_id, heap)
+        sim.state_dir.mkdir(parents=True, exist_ok=True)
+        started.append(sim)
+        sim.start()
+        return sim
+
+    yield start
+    for sim in started:
+        sim.kill()

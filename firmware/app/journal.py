@@ -24,6 +24,7 @@ _ENOSPC = const(28)  # the unix port's errno module has no ENOSPC
 _ENOENT = const(2)
 _SUFFIX = ".jnl"
 _ACKED = "acked"
+_KEEP = "keep"
 
 
 class JournalFull(OSError):
@@ -53,6 +54,7 @@ class Journal:
         self._dirty = False  # an append failed: cut the tail back before writing again
         self.acked = 0
         self.last_seq = 0
+        self._keep_from = 0
         self._open()
 
     # ---- public API ---------------------------------------------------------------------
@@ -121,6 +123,20 @@ class Journal:
                 f.close()
         return out
 
+    @property
+    def keep_from(self):
+        """Records from this seq on stay on flash even once acked (0: none kept).
+
+        The app keeps the open bag's records so it can rebuild the bag after a power cut.
+        """
+        return self._keep_from
+
+    @keep_from.setter
+    def keep_from(self, seq):
+        if seq != self._keep_from:
+            write_atomic(self._path(_KEEP), b"%d\n" % seq)
+            self._keep_from = seq
+
     def ack(self, seq):
         if seq <= self.acked:
             return  # duplicate or stale ack
@@ -154,12 +170,8 @@ class Journal:
                 except ValueError:
                     pass
         self._segs.sort()
-        raw = read_or(self._path(_ACKED), b"")
-        if raw.endswith(b"\n"):  # a torn first write has no newline yet
-            try:
-                self.acked = int(raw)
-            except ValueError:
-                print("journal: unreadable acked file", raw)
+        self.acked = self._read_seq(_ACKED)
+        self._keep_from = self._read_seq(_KEEP)
         last = 0
         segs = self._segs
         i = 0
@@ -190,6 +202,15 @@ class Journal:
             i += 1
         self.last_seq = max(last, self.acked)
         self._drop_acked_segments()
+
+    def _read_seq(self, name):
+        raw = read_or(self._path(name), b"")
+        if raw.endswith(b"\n"):  # a torn first write has no newline yet
+            try:
+                return int(raw)
+            except ValueError:
+                print("journal: unreadable", name, "file", raw)
+        return 0
 
     def _verify(self, first):
         """Scan a segment: (bytes of its valid prefix, frames in it, file size)."""
@@ -285,12 +306,15 @@ class Journal:
 
     def _drop_acked_segments(self):
         segs = self._segs
+        limit = self.acked
+        if self._keep_from and self._keep_from <= limit:
+            limit = self._keep_from - 1
         while segs:
             if len(segs) > 1:
                 last_in_seg = segs[1] - 1
             else:
                 last_in_seg = self.last_seq
-            if last_in_seg > self.acked:
+            if last_in_seg > limit:
                 break
             if len(segs) == 1:
                 self.close()

@@ -1,0 +1,96 @@
+# Wires the board, the journal, the workflow and the sync into one asyncio program.
+# One task per concern: scanner, keys, scale, sync; a global handler keeps the device alive.
+import asyncio
+import gc
+import json
+import sys
+
+from app import store
+from app.journal import Journal
+from app.sync import Sync
+from app.ui import Ui
+from app.workflow import Handheld
+from drivers.gm65 import BadBarcode
+from drivers.scale import ScaleError
+from hal import make_board
+from net.mqtt import MQTTClient
+
+FIRMWARE_VERSION = "0.1.0"
+
+
+def load_settings(storage):
+    raw = store.read_or(storage + "/config.json")
+    if raw is None:
+        raise OSError("no config.json in " + storage + ": provision the device first")
+    return json.loads(raw)
+
+
+def next_boot(storage):
+    path = storage + "/boot"
+    try:
+        boot = int(store.read_or(path, b"0")) + 1
+    except ValueError:  # unreadable counter: boot ids only label records, seqs identify them
+        boot = 1
+    store.write_atomic(path, str(boot).encode())
+    return boot
+
+
+async def scanner_task(board, handheld):
+    while True:
+        try:
+            code = await board.scanner.read()
+        except BadBarcode:
+            handheld.on_bad_barcode()
+            continue
+        handheld.on_scan(code)
+
+
+async def keys_task(board, handheld):
+    while True:
+        handheld.on_key(await board.keys.next())
+
+
+async def scale_task(board, handheld):
+    last = None
+    while True:
+        try:
+            grams = await board.scale.stable_grams()
+        except ScaleError:
+            await asyncio.sleep_ms(200)
+            continue
+        # Report a new weight only when it moved by more than the scale's tolerance.
+        if last is None or abs(grams - last) > board.scale.tolerance_g:
+            last = grams
+            handheld.on_weight(grams)
+        await asyncio.sleep_ms(100)
+
+
+def _on_error(loop, context):
+    print("error:", context.get("message"), context.get("exception"))
+
+
+async def start(board):
+    asyncio.get_event_loop().set_exception_handler(_on_error)
+    settings = load_settings(board.storage)
+    boot = next_boot(board.storage)
+    journal = Journal(board.storage + "/journal")
+    handheld = Handheld(Ui(board), journal, settings, boot, board.storage)
+    client = MQTTClient(Sync.client_config(settings, FIRMWARE_VERSION))
+    sync = Sync(client, journal, settings, handheld, FIRMWARE_VERSION, board)
+    board.state_provider = lambda: dict(handheld.state(), connected=client.connected)
+    await board.start()
+    handheld.home()
+    gc.collect()
+    await board.net_up(settings.get("wifi"))
+    asyncio.create_task(scanner_task(board, handheld))
+    asyncio.create_task(keys_task(board, handheld))
+    asyncio.create_task(scale_task(board, handheld))
+    await sync.run()
+
+
+def run():
+    board = make_board()
+    try:
+        asyncio.run(start(board))
+    except KeyboardInterrupt:
+        sys.exit(0)

@@ -1,0 +1,154 @@
+# Drains the journal to the gateway over MQTT and applies what the gateway sends back
+# (docs/protocol.md). A record leaves the journal only on the gateway's acknowledgement,
+# which it sends after its database commit; the MQTT PUBACK alone proves nothing.
+import asyncio
+import json
+import time
+
+from micropython import const
+
+from app import clock, store, wire
+
+_BATCH_BYTES = const(15000)  # journal payload per events message, under wire.MAX_MESSAGE
+_AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
+_ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
+_STATUS_EVERY_MS = const(60000)
+_IDLE_WAIT_MS = const(500)
+
+
+class Sync:
+    @staticmethod
+    def client_config(settings, firmware_version):
+        mqtt = settings["mqtt"]
+        device_id = settings["device_id"]
+        return {
+            "host": mqtt["host"],
+            "port": mqtt["port"],
+            "client_id": "bagscan-" + device_id,
+            "user": mqtt["user"],
+            "password": mqtt["password"],
+            "tls": bool(mqtt.get("tls")),
+            "ca": mqtt.get("ca"),
+            "will": {
+                "topic": wire.topic(device_id, wire.STATUS),
+                "payload": b'{"v":1,"online":false}',
+                "retain": True,
+                "qos": 1,
+            },
+        }
+
+    def __init__(self, client, journal, settings, handheld, firmware_version, board):
+        self.client = client
+        self.journal = journal
+        self.settings = settings
+        self.handheld = handheld
+        self.firmware_version = firmware_version
+        self.board = board
+        device_id = settings["device_id"]
+        self.events_topic = wire.topic(device_id, wire.EVENTS)
+        self.status_topic = wire.topic(device_id, wire.STATUS)
+        self.ack_topic = wire.topic(device_id, wire.ACK)
+        self.config_topic = wire.topic(device_id, wire.CONFIG)
+        self.sent = journal.acked  # highest seq published to the gateway
+        self._progress_at = time.ticks_ms()
+        self._wake = asyncio.Event()
+        self._status_due = True
+        client.on_message = self._on_message
+        client.on_state = self._on_state
+        handheld.on_record = self._wake.set
+
+    async def run(self):
+        self.client.subscribe(self.ack_topic, 1)
+        self.client.subscribe(self.config_topic, 1)
+        self.client.start()
+        status_at = time.ticks_ms()
+        while True:
+            now = time.ticks_ms()
+            if self.client.connected and (
+                self._status_due or time.ticks_diff(now, status_at) > _STATUS_EVERY_MS
+            ):
+                self._status_due = False
+                status_at = now
+                await self._publish_status()
+            if self.client.connected and self._has_work():
+                await self._send_batch()
+                continue
+            if (
+                self.sent > self.journal.acked
+                and time.ticks_diff(now, self._progress_at) > _ACK_TIMEOUT_MS
+            ):
+                # The gateway did not confirm in time (lost message, gateway restart): resend.
+                self.sent = self.journal.acked
+                self._progress_at = now
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), _IDLE_WAIT_MS)
+            except asyncio.TimeoutError:
+                pass
+
+    def _has_work(self):
+        j = self.journal
+        return self.sent < j.last_seq and self.sent - j.acked < _AHEAD_RECORDS
+
+    async def _send_batch(self):
+        if self.sent < self.journal.acked:
+            self.sent = self.journal.acked
+        records = self.journal.read(self.sent, _BATCH_BYTES)
+        if not records:
+            self.sent = self.journal.last_seq
+            return
+        last = json.loads(records[-1])["s"]
+        if self.sent == self.journal.acked:
+            self._progress_at = time.ticks_ms()
+        await self.client.publish(self.events_topic, wire.events_payload(records), 1)
+        self.sent = last
+
+    async def _publish_status(self):
+        status = {
+            "v": wire.VERSION,
+            "online": True,
+            "fw": self.firmware_version,
+            "battery_mv": self.board.battery_mv(),
+            "backlog": self.journal.depth,
+            "wall": clock.wall(),
+        }
+        await self.client.publish(self.status_topic, json.dumps(status).encode(), 1, True)
+
+    def _on_state(self, connected):
+        if connected:
+            self._status_due = True
+        self._wake.set()
+
+    def _on_message(self, topic, payload, retained):
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            print("sync: ignored a message that is not JSON on", topic)
+            return
+        if topic == self.ack_topic:
+            self._on_ack(msg)
+        elif topic == self.config_topic:
+            self._on_config(msg)
+
+    def _on_ack(self, msg):
+        if wire.ack_error(msg):
+            return
+        seq = min(msg["s"], self.journal.last_seq)
+        if seq > self.journal.acked:
+            self.journal.ack(seq)
+            self._progress_at = time.ticks_ms()
+            self._wake.set()
+
+    def _on_config(self, msg):
+        if not isinstance(msg, dict) or msg.get("v") != wire.VERSION:
+            return
+        server_time = msg.get("time")
+        if isinstance(server_time, int) and server_time > 0:
+            clock.sync(server_time)
+        bag_range = msg.get("bag_range")
+        if isinstance(bag_range, list) and bag_range != self.settings.get("bag_range"):
+            self.settings["bag_range"] = bag_range
+            store.write_atomic(
+                self.board.storage + "/config.json", json.dumps(self.settings).encode()
+            )

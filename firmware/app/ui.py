@@ -1,0 +1,37 @@
+# What the user sees and hears: the screen, a beep pattern, and the refusal code behind it.
+# Short texts fit the 16-column OLED.
+
+# Screen text for each refusal code (app/rules.py); the code itself goes to the control channel.
+REASONS = {
+    "BAG_FULL": "Bag full 300",
+    "OVERWEIGHT": "Over 50 kg",
+    "OVERSIZE": "Bag too big",
+    "DUPLICATE": "Already in bag",
+    "IN_OTHER_BAG": "In other bag",
+    "NOT_RTS": "Not RTS",
+    "CANCELLED": "Cancelled",
+    "ALREADY_RECEIVED": "Already received",
+    "SEA_BIG_ITEM": "Sea big item",
+    "FM49_MIX": "FM-49 mixing",
+    "HUB_NOT_BAGGABLE": "Hub not bagged",
+    "STORE_NOT_LINKED": "Store not linked",
+    "BAD_BARCODE": "Bad barcode",
+    "NO_PARCELS": "Bag is empty",
+    "NO_WEIGHT": "Weigh bag first",
+    "BAG_RANGE_USED": "No bag numbers",
+    "JOURNAL_FULL": "Flash full!",
+}
+
+
+class Ui:
+    def __init__(self, board):
+        self.board = board
+
+    def show(self, lines, beep=None, code=None):
+        self.board.display.show(lines)
+        if beep:
+            self.board.beep(beep)
+        self.board.report(beep, code)
+
+    def refuse(self, title, code, detail=""):
+        self.show((title, "", REASONS.get(code, code), detail), "error", code)

@@ -1,0 +1,235 @@
+# The simulated handheld: the real drivers over simulated parts, driven from a control channel
+# on 127.0.0.1 (docs/simulator.md). Same attributes as hal/esp32.Board.
+import asyncio
+import json
+import os
+import random
+import time
+
+from micropython import const
+
+from drivers.buzzer import Buzzer
+from drivers.gm65 import GM65
+from drivers.hx711 import HX711
+from drivers.keys import Keys
+from drivers.scale import Scale
+from drivers.ssd1306 import SSD1306, Display
+
+KEY_NAMES = ("ok", "cancel", "mode", "up", "down")
+LED_MODES = ("off", "on", "blink")
+# A 100 kg cell at 2 mV/V on a 3.3 V bridge, gain 128: about 28 counts per gram (hw/bom.csv).
+_COUNTS_PER_GRAM = const(28)
+_ZERO_COUNTS = const(120000)
+_NOISE_COUNTS = const(8)  # +-0.3 g: what a shielded cable and a quiet supply give
+_CONVERSION_MS = const(12)  # HX711 RATE pin high: 80 samples per second
+_KEY_HOLD_MS = const(40)  # longer than the keys driver's 3 x 7 ms debounce
+_MAX_LINE = const(512)
+
+
+class _SimHX711Chip:
+    """Two pins of an HX711 whose load cell carries `grams` (datasheet timing: DOUT low when a
+    conversion is ready; each PD_SCK rising edge shifts out the next bit, MSB first; the 25th
+    pulse selects channel A, gain 128)."""
+
+    def __init__(self):
+        self.grams = 0
+        self._level = 0
+        self._pulses = -1
+        self._word = 0
+        self._ready_at = time.ticks_ms()
+
+    def counts(self):
+        noise = random.getrandbits(5) % (2 * _NOISE_COUNTS + 1) - _NOISE_COUNTS
+        return _ZERO_COUNTS + self.grams * _COUNTS_PER_GRAM + noise
+
+    def dout(self):
+        if self._pulses < 0:
+            return 0 if time.ticks_diff(time.ticks_ms(), self._ready_at) >= 0 else 1
+        if 1 <= self._pulses <= 24:
+            return (self._word >> (24 - self._pulses)) & 1
+        return 1
+
+    def sck(self, level):
+        if level and not self._level:
+            if self._pulses < 0:
+                self._word = self.counts() & 0xFFFFFF
+                self._pulses = 0
+            self._pulses += 1
+            if self._pulses == 25:
+                self._pulses = -1
+                self._ready_at = time.ticks_add(time.ticks_ms(), _CONVERSION_MS)
+        self._level = level
+
+
+class _NullI2C:
+    """The OLED's bus: the frame buffer is the screen, nothing needs to go anywhere."""
+
+    def writeto(self, addr, buf):
+        return 1
+
+    def writevto(self, addr, bufs):
+        return 1
+
+
+class _Feed:
+    """A byte stream with readinto(), fed by the control channel: the scanner's UART."""
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._event = asyncio.Event()
+
+    def put(self, data):
+        self._buf.extend(data)
+        self._event.set()
+
+    async def readinto(self, buf):
+        while not self._buf:
+            self._event.clear()
+            await self._event.wait()
+        n = min(len(buf), len(self._buf))
+        buf[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class Board:
+    def __init__(self):
+        self.storage = os.getenv("BAGSCAN_STATE_DIR") or "state"
+        self.control_port = int(os.getenv("BAGSCAN_CONTROL_PORT") or "0")
+        _makedirs(self.storage)
+        self.state_provider = None
+        self._clients = []
+        self.led_mode = "off"
+
+        self._feed = _Feed()
+        # A control-channel "scan" is one deliberate trigger, never a re-read of the same label,
+        # so the same-code debounce of a continuous-mode scanner is off here.
+        self.scanner = GM65(self._feed, debounce_ms=0)
+        self._chip = _SimHX711Chip()
+        self.scale = Scale(HX711(self._chip.dout, self._chip.sck), self.storage + "/scale.json")
+        if not self.scale.calibrated:
+            self.scale.set_calibration(_COUNTS_PER_GRAM, "sim-factory", _ZERO_COUNTS)
+        self._key_level = {}
+        pins = {}
+        for name in KEY_NAMES:
+            self._key_level[name] = 1
+            pins[name] = self._key_reader(name)
+        self.keys = Keys(pins)
+        self.panel = SSD1306(_NullI2C())
+        self.display = Display(self.panel)
+        self._buzzer = Buzzer(lambda freq: None)
+        self._beep_task = None
+
+    def _key_reader(self, name):
+        return lambda: self._key_level[name]
+
+    # --- outputs, as on the ESP32 board ------------------------------------------------
+
+    def beep(self, kind):
+        if self._beep_task is not None:
+            self._beep_task.cancel()
+        self._beep_task = asyncio.create_task(self._buzzer.play(kind))
+
+    def set_led(self, mode):
+        if mode not in LED_MODES:
+            raise ValueError("LED mode " + mode)
+        if mode != self.led_mode:
+            self.led_mode = mode
+            self._send({"screen": self.display.lines, "led": mode})
+
+    def report(self, beep=None, code=None):
+        """One control-channel object for a screen change with its beep and refusal code."""
+        obj = {"screen": self.display.lines}
+        if beep:
+            obj["beep"] = beep
+        if code:
+            obj["code"] = code
+        self._send(obj)
+
+    async def net_up(self, networks=None):
+        return True  # the host's network is up; the MQTT client copes with a missing broker
+
+    def battery_mv(self):
+        return 3900
+
+    # --- the control channel ---------------------------------------------------------------
+
+    async def start(self):
+        if self.control_port:
+            await asyncio.start_server(self._serve, "127.0.0.1", self.control_port)
+            print("control channel on 127.0.0.1:%d" % self.control_port)
+
+    def _send(self, obj):
+        if not self._clients:
+            return
+        line = json.dumps(obj).encode() + b"\n"
+        for writer in self._clients:
+            writer.write(line)
+            # drain() runs in the client's task; a stuck client only fills its own buffer
+
+    async def _serve(self, reader, writer):
+        self._clients.append(writer)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                reply = await self._command(line[:_MAX_LINE].decode().strip())
+                if reply is not None:
+                    writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (OSError, UnicodeError):
+            pass
+        finally:
+            self._clients.remove(writer)
+            writer.close()
+
+    async def _command(self, line):
+        verb, _, arg = line.partition(" ")
+        if verb == "scan" and arg:
+            self._feed.put(arg.encode() + b"\r")
+        elif verb == "weight":
+            try:
+                self._chip.grams = int(arg)
+            except ValueError:
+                return {"screen": self.display.lines, "error": "weight takes whole grams"}
+        elif verb == "key" and arg in KEY_NAMES:
+            asyncio.create_task(self._press(arg))
+        elif verb == "state":
+            state = self.state_provider() if self.state_provider else {}
+            state["screen"] = self.display.lines
+            state["led"] = self.led_mode
+            return state
+        elif verb == "screenshot" and arg:
+            self.save_screen(arg)
+            return {"screen": self.display.lines, "saved": arg}
+        else:
+            return {"screen": self.display.lines, "error": "unknown command: " + line[:40]}
+        return None
+
+    async def _press(self, name):
+        self._key_level[name] = 0
+        await asyncio.sleep_ms(_KEY_HOLD_MS)
+        self._key_level[name] = 1
+
+    def save_screen(self, path):
+        """The frame buffer as a PBM image (white pixels lit)."""
+        panel = self.panel
+        with open(path, "wb") as f:
+            f.write(b"P1\n%d %d\n" % (panel.width, panel.height))
+            for y in range(panel.height):
+                row = bytearray()
+                for x in range(panel.width):
+                    row.append(0x31 if panel.pixel(x, y) else 0x30)
+                f.write(row + b"\n")
+
+
+def _makedirs(path):
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        sub = "/".join(parts[:i])
+        if sub:
+            try:
+                os.mkdir(sub)
+            except OSError:
+                pass

@@ -1,0 +1,4 @@
+# Boot: everything lives in app.main.
+from app import main
+
+main.run()
