@@ -123,3 +123,24 @@ class BagHistory(Base):
     cause: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))
     bag: Mapped[Bag] = relationship(back_populates="history")
+
+
+class User(Base):
+    """A person on the admin page; the password is stored as a salted hash only."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # admin | dispatcher | viewer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """Failed logins, kept to throttle password guessing per username and per address."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -3,12 +3,19 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from gateway.models import Base
+from gateway.models import Base, UTCDateTime
 
 config = context.config
 url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
     "sqlalchemy.url"
 )
+
+
+def render_item(type_, obj, autogen_context):
+    """Autogenerate writes our UTC timestamp type as the plain column type it stores."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_offline() -> None:
@@ -24,6 +31,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()
