@@ -18,12 +18,33 @@ TICKS_PERIOD = 2**30  # MicroPython ticks_ms wraps here (docs: time.ticks_diff)
 # Record kinds and their own fields (name, type). Every record also carries the header fields.
 HEADER = (("s", int), ("b", int), ("t", int), ("w", int), ("q", int), ("k", str))
 RECORDS = {
+    # Bagging at the seller's warehouse.
     "bag_open": (("bag", str),),
     "parcel": (("bag", str), ("trk", str)),
     "parcel_remove": (("bag", str), ("trk", str)),
     "weigh": (("bag", str), ("g", int)),
     "bag_close": (("bag", str), ("n", int), ("g", int), ("dims", list)),
+    # Courier pickup at the seller's door. A pickup record's time is the bag's legal pickup time.
+    "signin": (("drv", str),),
+    "pickup": (("bag", str), ("drv", str)),
+    "pickup_refuse": (("bag", str), ("drv", str), ("why", str)),  # why: REFUSE_REASONS
+    # hid: the device's handover id; date: pickup date YYYY-MM-DD in the seller's zone;
+    # bags: the bag numbers handed over; sig: hex HMAC-SHA256 by the driver's key over
+    # the canonical handover message (gateway/domain/receipts.py: handover_message).
+    "handover": (
+        ("hid", str),
+        ("drv", str),
+        ("seller", str),
+        ("date", str),
+        ("bags", list),
+        ("sig", str),
+    ),
+    # Hub arrival: weight at the hub; ok is the device's verdict against the bagging weight.
+    "arrive": (("bag", str), ("g", int), ("ok", int)),
 }
+
+# The courier's reasons to refuse a bag (manual: 揽收无货, 包装不符, 大包超重超长).
+REFUSE_REASONS = ("no_goods", "packaging", "over_limit")
 
 
 def topic(device_id, kind):
