@@ -146,9 +146,8 @@ class Sync:
         server_time = msg.get("time")
         if isinstance(server_time, int) and server_time > 0:
             clock.sync(server_time)
-        bag_range = msg.get("bag_range")
-        if isinstance(bag_range, list) and bag_range != self.settings.get("bag_range"):
-            self.settings["bag_range"] = bag_range
+        if self.handheld.apply_config(msg):
+            # Kept on flash so the device works offline after a restart.
             store.write_atomic(
                 self.board.storage + "/config.json", json.dumps(self.settings).encode()
             )

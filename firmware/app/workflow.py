@@ -58,6 +58,15 @@ class Handheld:
                     self.parcels = set()
                     self.journal.keep_from = 0
 
+    def apply_config(self, msg):
+        """Take the settings of a config message (docs/protocol.md); True if any changed."""
+        changed = False
+        bag_range = msg.get("bag_range")
+        if isinstance(bag_range, list) and bag_range != self.settings.get("bag_range"):
+            self.settings["bag_range"] = bag_range
+            changed = True
+        return changed
+
     def state(self):
         return {
             "mode": self.mode,
