@@ -1,0 +1,660 @@
+"""Asyncio MQTT 3.1.1 client that rides out bad networks: QoS 0/1, persistent session, reconnects forever."""
+
+# Design (see docs/mqtt-client.md): the app only ever waits on events, never on the socket.
+# Per connection one reader task parses packets and one sender task owns all writes; the
+# supervising task (started by start()) pings, times out a dead link by cancelling both
+# and closing the socket, then reconnects with backoff. QoS 1 messages live in a fixed
+# window of slots, as complete encoded packets, until PUBACKed, so resending is a write.
+
+import asyncio
+import random
+import sys
+import time
+
+from micropython import const
+
+# Fixed-header first bytes (MQTT 3.1.1 §2.2).
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # §3.8.1: reserved flag bits are 0010
+_SUBACK = const(0x90)
+_PINGRESP = const(0xD0)
+_DUP = const(0x08)  # §3.3.1.1
+_RETAIN = const(0x01)
+
+_MAX_PID = const(65535)  # §2.3.1: 16-bit, non-zero
+_RX_BUF = const(256)  # preallocated receive buffer; bigger packets (up to max_packet) allocate
+_MAX_OWED_ACKS = const(32)  # the reader waits when this many PUBACKs are not yet written
+_STABLE_MS = const(10000)  # a link that stayed up this long resets the backoff
+_VARINT_MAX_BYTES = const(4)  # §2.2.3
+
+_PINGREQ_PKT = b"\xc0\x00"
+_DISCONNECT_PKT = b"\xe0\x00"
+
+# §3.2.2.3 CONNACK return codes, as the text a status screen can show.
+_REFUSED = {
+    1: "refused: protocol version",
+    2: "refused: client id rejected",
+    3: "refused: server unavailable",
+    4: "refused: bad user name or password",
+    5: "refused: not authorised",
+}
+
+DEFAULTS = {
+    "host": None,
+    "port": None,  # None: 1883, or 8883 with tls
+    "client_id": None,  # required: a persistent session is keyed by it
+    "user": None,
+    "password": None,
+    "keepalive": 30,  # seconds; a link silent for 1.5x this is dead (§3.1.2.10). 0: off
+    "tls": False,
+    "ca": None,  # path of a PEM/DER CA file; None with tls: encrypted but unauthenticated
+    "will": None,  # {"topic": str, "payload": bytes, "retain": bool, "qos": 0 | 1}
+    "window": 8,  # QoS 1 messages in flight before publish() waits
+    "backoff_min_ms": 500,
+    "backoff_max_ms": 30000,
+    "max_packet": 16384,  # larger incoming packets drop the connection
+    "retry_ms": 10000,  # resend an unacknowledged QoS 1 message (DUP set) after this
+    "timeout_ms": 10000,  # TCP/TLS connect plus CONNACK
+}
+
+
+class MQTTError(Exception):
+    """The broker refused us or broke the protocol; the link is dropped and retried."""
+
+
+class MQTTClient:
+    def __init__(self, config, on_message=None, on_state=None):
+        cfg = dict(DEFAULTS)
+        for key in config:
+            if key not in DEFAULTS:
+                raise ValueError("unknown MQTT setting: %s" % key)
+        cfg.update(config)
+        if not cfg["host"]:
+            raise ValueError("MQTT setting host is required")
+        if not cfg["client_id"]:
+            raise ValueError("MQTT setting client_id is required")
+        if cfg["port"] is None:
+            cfg["port"] = 8883 if cfg["tls"] else 1883
+        if not 0 <= cfg["keepalive"] <= 65535:
+            raise ValueError("MQTT keepalive must be 0..65535 s")
+        window = cfg["window"]
+        if not 1 <= window <= 1024:
+            raise ValueError("MQTT window must be 1..1024")
+        if cfg["backoff_min_ms"] < 1 or cfg["backoff_max_ms"] < cfg["backoff_min_ms"]:
+            raise ValueError("MQTT backoff_min_ms must be >= 1 and <= backoff_max_ms")
+        self._cfg = cfg
+        self._connect_pkt = _connect_packet(cfg)
+        self._ssl = None
+
+        self.on_message = on_message  # (topic: str, payload: bytes, retained: bool) -> None
+        self.on_state = on_state  # (connected: bool) -> None
+        self.connected = False
+        self.last_error = None  # why the last attempt failed or the last link dropped
+
+        # The in-flight window: slot i holds an encoded PUBLISH until PUBACK (QoS 1) or
+        # until written (QoS 0). Parallel lists so a slot update allocates nothing.
+        self._pkt = [None] * window
+        self._pid = [0] * window  # 0 marks QoS 0
+        self._tkt = [0] * window  # ticket, also the send order
+        self._ep = [0] * window  # link epoch of the last send; 0: never sent
+        self._at = [0] * window  # ticks_ms of the last send
+        self._ticket = 0  # last ticket handed out
+        self._last_pid = 0
+
+        self._subs = []  # [topic bytes, qos, epoch sent on, pid awaiting SUBACK or 0]
+        self._acks = []  # pids of incoming QoS 1 messages still to PUBACK
+        self._ackbuf = bytearray(b"\x40\x02\x00\x00")
+        self._rbuf = bytearray(_RX_BUF)
+        self._rmv = memoryview(self._rbuf)
+        self._rx = self._rmv  # body of the packet just read
+        self._rlen = 0
+
+        self._kick = asyncio.Event()  # the sender has work
+        self._freed = asyncio.Event()  # a window slot was freed
+        self._task = None
+        self._stream = None
+        self._reader = None
+        self._sender = None
+        self._epoch = 0
+        self._stop = False
+        self._bye = False
+        self._ping = False
+        self._why = None
+        self._last_rx = self._last_tx = self._last_ping = 0
+        keepalive_ms = cfg["keepalive"] * 1000
+        shortest = min(keepalive_ms, cfg["retry_ms"]) if keepalive_ms else cfg["retry_ms"]
+        self._tick = max(20, min(1000, shortest // 4))
+
+    # ---- public API -------------------------------------------------------------
+
+    def start(self):
+        """Start keeping the connection up (forever, until disconnect()); returns the task."""
+        if self._task is None:
+            self._stop = self._bye = False
+            self._task = asyncio.create_task(self._run())
+        return self._task
+
+    async def disconnect(self):
+        """Say goodbye (the broker then drops the will) and stop reconnecting."""
+        task = self._task
+        self._task = None
+        self._stop = True
+        if task is None:
+            return
+        if self.connected:
+            self._bye = True
+            self._kick.set()
+            try:
+                await asyncio.wait_for_ms(task, self._cfg["timeout_ms"])
+            except Exception:
+                pass  # timed out, and the wait cancelled the task
+        else:
+            task.cancel()
+
+    async def publish(self, topic, payload, qos=1, retain=False):
+        """Queue a message; returns once it holds a window slot, not when it is acked.
+
+        QoS 1: waits while the window is full, then returns its ticket (an int that grows
+        by publish order, never reused); the message is kept and resent until PUBACKed,
+        across reconnects. QoS 0: returns 0; dropped when not connected.
+        """
+        if qos != 0 and qos != 1:
+            raise ValueError("MQTT qos must be 0 or 1")
+        t = topic.encode() if isinstance(topic, str) else bytes(topic)
+        # §4.7.3: no wildcards, not empty. The broker would drop us for it, and a QoS 1
+        # message is resent forever, so refuse it here.
+        if not t or b"+" in t or b"#" in t:
+            raise ValueError("MQTT publish topic must be non-empty and wildcard-free")
+        if qos == 0 and not self.connected:
+            return 0
+        i = await self._free_slot()
+        if qos == 0 and not self.connected:
+            return 0
+        n = 2 + len(t) + 2 * qos + len(payload)
+        pkt = bytearray(1 + _varint_len(n) + n)
+        pkt[0] = _PUBLISH | (qos << 1) | (_RETAIN if retain else 0)
+        p = _put_str(pkt, _put_varint(pkt, 1, n), t)
+        pid = 0
+        if qos:
+            pid = self._next_pid()
+            pkt[p] = pid >> 8
+            pkt[p + 1] = pid & 0xFF
+            p += 2
+        pkt[p:] = payload
+        self._ticket += 1
+        self._pkt[i] = pkt
+        self._pid[i] = pid
+        self._tkt[i] = self._ticket
+        self._ep[i] = 0
+        self._kick.set()
+        return self._ticket if qos else 0
+
+    @property
+    def acked_upto(self):
+        """Every QoS 1 message with a ticket <= this has been PUBACKed."""
+        low = self._ticket
+        for i in range(len(self._pkt)):
+            if self._pkt[i] is not None and self._tkt[i] <= low:
+                low = self._tkt[i] - 1
+        return low
+
+    async def flush(self, ticket=None):
+        """Wait until the message with this ticket and all before it are PUBACKed.
+
+        Default: everything published so far. Waits across reconnects; never times out
+        by itself (wrap it in asyncio.wait_for_ms to bound it).
+        """
+        if ticket is None:
+            ticket = self._ticket
+        while True:
+            self._freed.clear()
+            if self.acked_upto >= ticket:
+                return
+            await self._freed.wait()
+
+    def subscribe(self, topic, qos=1):
+        """Subscribe now if connected and again on every reconnect; qos 0 or 1."""
+        if qos != 0 and qos != 1:
+            raise ValueError("MQTT qos must be 0 or 1")
+        t = topic.encode() if isinstance(topic, str) else bytes(topic)
+        for sub in self._subs:
+            if sub[0] == t:
+                sub[1] = qos
+                sub[2] = 0
+                break
+        else:
+            self._subs.append([t, qos, 0, 0])
+        self._kick.set()
+
+    # ---- connection keeping -----------------------------------------------------
+
+    async def _run(self):
+        try:
+            await self._keep_connecting()
+        finally:  # also when disconnect() cancels us mid-handshake
+            await self._close_stream()
+
+    async def _keep_connecting(self):
+        cfg = self._cfg
+        delay = cfg["backoff_min_ms"]
+        while not self._stop:
+            try:
+                await asyncio.wait_for_ms(self._handshake(), cfg["timeout_ms"])
+            except Exception as e:
+                await self._close_stream()
+                self.last_error = _describe(e)
+            else:
+                up = time.ticks_ms()
+                await self._online()
+                if time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
+                    delay = cfg["backoff_min_ms"]
+            if self._stop:
+                break
+            # Equal jitter: half the delay fixed, half random, so a fleet rebooted by the
+            # same power cut does not reconnect in lockstep.
+            half = delay // 2
+            await asyncio.sleep_ms(half + random.getrandbits(24) % (half + 1))
+            delay = min(delay * 2, cfg["backoff_max_ms"])
+
+    async def _handshake(self):
+        cfg = self._cfg
+        if cfg["tls"]:
+            s, _ = await asyncio.open_connection(
+                cfg["host"], cfg["port"], ssl=self._tls_context(), server_hostname=cfg["host"]
+            )
+        else:
+            s, _ = await asyncio.open_connection(cfg["host"], cfg["port"])
+        self._stream = s
+        self._last_rx = time.ticks_ms()
+        await self._write(s, self._connect_pkt)
+        if await self._read_packet(s) != _CONNACK or self._rlen != 2:
+            raise MQTTError("expected CONNACK")
+        code = self._rx[1]
+        if code:
+            raise MQTTError(_REFUSED.get(code, "refused: code %d" % code))
+
+    def _tls_context(self):
+        if self._ssl is None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if self._cfg["ca"]:
+                with open(self._cfg["ca"], "rb") as f:
+                    ca = f.read()
+                if ca.startswith(b"-----BEGIN"):
+                    ca = _pem_to_der(ca)  # MicroPython's mbedTLS binding takes DER only
+                ctx.load_verify_locations(cadata=ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            else:
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
+
+    async def _online(self):
+        self._epoch += 1
+        epoch = self._epoch
+        now = time.ticks_ms()
+        self._last_rx = self._last_tx = self._last_ping = now
+        self._ping = False
+        self._why = None
+        s = self._stream
+        self._reader = asyncio.create_task(self._read_loop(s))
+        self._sender = asyncio.create_task(self._send_loop(s, epoch))
+        self._kick.set()
+        self.connected = True
+        self.last_error = None
+        self._notify(True)
+        why = "stopped"
+        try:
+            why = await self._supervise(epoch)
+        finally:
+            for task in (self._reader, self._sender):
+                if not task.done():
+                    task.cancel()
+            self._reader = self._sender = None
+            await self._close_stream()
+            self.connected = False
+            self.last_error = why
+            for i in range(len(self._pkt)):
+                if self._pid[i] == 0:  # QoS 0 not yet written: at most once means dropped
+                    self._pkt[i] = None
+            self._acks = []  # the broker resends unacknowledged messages on reconnect
+            for sub in self._subs:
+                sub[3] = 0
+            self._freed.set()
+            self._notify(False)
+
+    async def _supervise(self, epoch):
+        keepalive_ms = self._cfg["keepalive"] * 1000
+        half = keepalive_ms // 2
+        while True:
+            await asyncio.sleep_ms(self._tick)
+            if self._sender.done():
+                return self._why or "send failed"
+            if self._reader.done():
+                return self._why or "receive failed"
+            now = time.ticks_ms()
+            if keepalive_ms:
+                quiet = time.ticks_diff(now, self._last_rx)
+                if quiet > keepalive_ms + half:
+                    return "dead link: broker silent for %d ms" % quiet
+                # Ping when either direction has been idle for half the keepalive: the
+                # broker needs to hear from us within keepalive, and we need to hear
+                # from it to tell a live link from a dead one.
+                if (
+                    quiet >= half or time.ticks_diff(now, self._last_tx) >= half
+                ) and time.ticks_diff(now, self._last_ping) >= half:
+                    self._last_ping = now
+                    self._ping = True
+                    self._kick.set()
+            if self._due(epoch, now) >= 0:
+                self._kick.set()
+
+    async def _close_stream(self):
+        s = self._stream
+        self._stream = None
+        if s is not None:
+            try:
+                s.close()
+                await s.wait_closed()
+            except Exception:
+                pass
+
+    def _notify(self, connected):
+        if self.on_state is not None:
+            try:
+                self.on_state(connected)
+            except Exception as e:
+                sys.print_exception(e)
+
+    # ---- sending (only the sender task writes once a link is up) ---------------
+
+    async def _write(self, s, buf):
+        s.write(buf)
+        await s.drain()
+        self._last_tx = time.ticks_ms()
+
+    async def _send_loop(self, s, epoch):
+        try:
+            while True:
+                await self._kick.wait()
+                self._kick.clear()
+                if await self._send_round(s, epoch):
+                    return
+        except Exception as e:
+            self._why = self._why or _describe(e)  # the first cause is the real one
+
+    async def _send_round(self, s, epoch):
+        if self._bye:
+            await self._write(s, _DISCONNECT_PKT)
+            self._why = self._why or "disconnected by the app"
+            return True
+        for sub in self._subs:
+            if sub[2] != epoch:
+                sub[2] = epoch
+                sub[3] = self._next_pid()
+                await self._write(s, _subscribe_packet(sub[3], sub[0], sub[1]))
+        while self._acks:
+            pid = self._acks.pop(0)
+            self._ackbuf[2] = pid >> 8
+            self._ackbuf[3] = pid & 0xFF
+            await self._write(s, self._ackbuf)
+        if self._ping:
+            self._ping = False
+            await self._write(s, _PINGREQ_PKT)
+        # At most one window's worth per round, so PUBACKs and pings are not starved.
+        for _ in range(len(self._pkt)):
+            i = self._due(epoch, time.ticks_ms())
+            if i < 0:
+                return False
+            pkt = self._pkt[i]
+            if self._pid[i]:
+                if self._ep[i]:
+                    pkt[0] |= _DUP  # §3.3.1.1: a resend, same packet id
+                self._ep[i] = epoch
+                self._at[i] = time.ticks_ms()
+            else:
+                self._pkt[i] = None
+                self._freed.set()
+            await self._write(s, pkt)
+        self._kick.set()
+        return False
+
+    def _due(self, epoch, now):
+        """Slot to send next: not yet sent on this link, or unacked for retry_ms."""
+        best = -1
+        retry = self._cfg["retry_ms"]
+        for i in range(len(self._pkt)):
+            if self._pkt[i] is None:
+                continue
+            if self._ep[i] == epoch and time.ticks_diff(now, self._at[i]) < retry:
+                continue
+            if best < 0 or self._tkt[i] < self._tkt[best]:
+                best = i
+        return best
+
+    async def _free_slot(self):
+        while True:
+            self._freed.clear()
+            for i in range(len(self._pkt)):
+                if self._pkt[i] is None:
+                    return i
+            await self._freed.wait()
+
+    def _next_pid(self):
+        # §2.3.1: a new packet id must not be in use; 65535 wraps to 1, 0 is invalid.
+        pid = self._last_pid
+        while True:
+            pid = pid + 1 if pid < _MAX_PID else 1
+            if not self._pid_in_use(pid):
+                self._last_pid = pid
+                return pid
+
+    def _pid_in_use(self, pid):
+        for i in range(len(self._pkt)):
+            if self._pid[i] == pid and self._pkt[i] is not None:
+                return True
+        for sub in self._subs:
+            if sub[3] == pid:
+                return True
+        return False
+
+    # ---- receiving (only the reader task reads once a link is up) --------------
+
+    async def _read_loop(self, s):
+        try:
+            while True:
+                await self._handle(await self._read_packet(s))
+        except Exception as e:
+            self._why = self._why or _describe(e)  # the first cause is the real one
+
+    async def _read_packet(self, s):
+        """Read one packet; returns its first byte, leaves the body in _rx[:_rlen]."""
+        mv = self._rmv
+        await _fill(s, mv, 2)
+        first = mv[0]
+        byte = mv[1]
+        n = byte & 0x7F
+        shift = 7
+        count = 1
+        while byte & 0x80:
+            if count == _VARINT_MAX_BYTES:
+                raise MQTTError("malformed remaining length")
+            await _fill(s, mv, 1)
+            byte = mv[0]
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            count += 1
+        if n > self._cfg["max_packet"]:
+            raise MQTTError("incoming packet of %d bytes exceeds max_packet" % n)
+        body = mv if n <= _RX_BUF else memoryview(bytearray(n))
+        await _fill(s, body, n)
+        self._rx = body
+        self._rlen = n
+        self._last_rx = time.ticks_ms()
+        return first
+
+    async def _handle(self, first):
+        kind = first & 0xF0
+        d = self._rx
+        n = self._rlen
+        if kind == _PUBACK:
+            if n != 2:
+                raise MQTTError("malformed PUBACK")
+            pid = d[0] << 8 | d[1]
+            for i in range(len(self._pkt)):
+                if pid and self._pid[i] == pid and self._pkt[i] is not None:
+                    self._pkt[i] = None
+                    self._freed.set()
+                    break
+        elif kind == _PUBLISH:
+            await self._receive(first, d, n)
+        elif kind == _PINGRESP:
+            pass
+        elif kind == _SUBACK:
+            if n < 3:
+                raise MQTTError("malformed SUBACK")
+            pid = d[0] << 8 | d[1]
+            for sub in self._subs:
+                if sub[3] == pid:
+                    sub[3] = 0
+                    if d[2] == 0x80:  # §3.9.3: failure
+                        self.last_error = "subscribe refused: %s" % sub[0].decode()
+        else:
+            raise MQTTError("unexpected packet type 0x%02x" % first)
+
+    async def _receive(self, first, d, n):
+        qos = (first >> 1) & 3
+        if qos > 1:
+            raise MQTTError("QoS 2 PUBLISH not supported")
+        end = 2 + (d[0] << 8 | d[1])
+        if end + 2 * qos > n:
+            raise MQTTError("malformed PUBLISH")
+        topic = str(d[2:end], "utf-8")
+        pid = 0
+        if qos:
+            pid = d[end] << 8 | d[end + 1]
+            end += 2
+        payload = bytes(d[end:n])
+        if self.on_message is not None:
+            try:
+                self.on_message(topic, payload, bool(first & _RETAIN))
+            except Exception as e:
+                sys.print_exception(e)
+        if qos:
+            # PUBACK after the callback: at least once, as the broker intends.
+            while len(self._acks) >= _MAX_OWED_ACKS:
+                await asyncio.sleep_ms(10)
+            self._acks.append(pid)
+            self._kick.set()
+
+
+async def _fill(s, mv, n):
+    got = 0
+    while got < n:
+        k = await s.readinto(mv[got:n])
+        if k is None:  # TLS record not complete yet
+            continue
+        if not k:
+            raise OSError("connection closed by broker")
+        got += k
+
+
+def _describe(e):
+    if isinstance(e, asyncio.TimeoutError):
+        return "no CONNACK within timeout_ms"
+    text = str(e)
+    return text if isinstance(e, MQTTError) else "%s: %s" % (type(e).__name__, text)
+
+
+def _pem_to_der(pem):
+    # The first certificate: base64 between the BEGIN and END lines (RFC 7468).
+    import binascii
+
+    lines = pem.split(b"\n")
+    body = []
+    for line in lines[1:]:
+        if line.startswith(b"-----END"):
+            break
+        body.append(line.strip())
+    return binascii.a2b_base64(b"".join(body))
+
+
+def _varint_len(n):
+    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
+
+
+def _put_varint(buf, p, n):
+    # §2.2.3 remaining length: 7 bits per byte, least significant first.
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        buf[p] = byte | 0x80 if n else byte
+        p += 1
+        if not n:
+            return p
+
+
+def _put_str(buf, p, b):
+    # §1.5.3: two-byte big-endian length, then the bytes.
+    buf[p] = len(b) >> 8
+    buf[p + 1] = len(b) & 0xFF
+    buf[p + 2 : p + 2 + len(b)] = b
+    return p + 2 + len(b)
+
+
+def _as_bytes(v):
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+def _connect_packet(cfg):
+    # §3.1: clean session 0, so the broker keeps our subscriptions and queued messages.
+    cid = _as_bytes(cfg["client_id"])
+    n = 10 + 2 + len(cid)
+    flags = 0
+    fields = [cid]
+    will = cfg["will"]
+    if will:
+        qos = will.get("qos", 0)
+        if qos != 0 and qos != 1:
+            raise ValueError("MQTT will qos must be 0 or 1")
+        flags |= 0x04 | qos << 3 | (0x20 if will.get("retain") else 0)
+        fields.append(_as_bytes(will["topic"]))
+        fields.append(_as_bytes(will.get("payload", b"")))
+    if cfg["user"] is not None:
+        flags |= 0x80
+        fields.append(_as_bytes(cfg["user"]))
+    if cfg["password"] is not None:
+        if cfg["user"] is None:
+            raise ValueError("MQTT password needs a user (§3.1.2.9)")
+        flags |= 0x40
+        fields.append(_as_bytes(cfg["password"]))
+    for f in fields[1:]:
+        n += 2 + len(f)
+    pkt = bytearray(1 + _varint_len(n) + n)
+    pkt[0] = _CONNECT
+    p = _put_str(pkt, _put_varint(pkt, 1, n), b"MQTT")
+    keepalive = cfg["keepalive"]
+    pkt[p] = 4  # protocol level 4 = 3.1.1
+    pkt[p + 1] = flags
+    pkt[p + 2] = keepalive >> 8
+    pkt[p + 3] = keepalive & 0xFF
+    p += 4
+    for f in fields:
+        p = _put_str(pkt, p, f)
+    return pkt
+
+
+def _subscribe_packet(pid, topic, qos):
+    n = 2 + 2 + len(topic) + 1
+    pkt = bytearray(1 + _varint_len(n) + n)
+    pkt[0] = _SUBSCRIBE
+    p = _put_varint(pkt, 1, n)
+    pkt[p] = pid >> 8
+    pkt[p + 1] = pid & 0xFF
+    p = _put_str(pkt, p + 2, topic)
+    pkt[p] = qos
+    return pkt
