@@ -1,12 +1,14 @@
 """The gateway's tables. Schema changes go through a new Alembic migration in migrations/versions."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -56,6 +58,12 @@ class Device(Base):
     last_seen: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[dict | None] = mapped_column(JSON)
+    # What the handheld is used for: "seller" (bagging and handover at a seller's warehouse)
+    # or "hub" (arrival weighing at a sorting center). Bags opened on a seller device belong
+    # to its account and are picked up at its pickup address.
+    role: Mapped[str] = mapped_column(String(16), default="seller", server_default="seller")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    pickup_address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
 
 
 class Record(Base):
@@ -93,11 +101,32 @@ class Bag(Base):
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # The seller of the bag's first parcel (a bag may mix stores linked under one account).
+    seller_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    service: Mapped[str | None] = mapped_column(String(16))  # milkrun | paid
+    pickup_address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    # When the driver must take it (domain.deadlines.pickup_due), set when the bag is closed.
+    pickup_due_at: Mapped[datetime | None]
+    # The device time of the driver's pickup scan: the bag's legal pickup time (domain.md).
+    picked_up_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The driver id as the device reported it; not a foreign key, so that a scan by a driver
+    # the gateway does not know is still kept (and flagged as a disagreement).
+    driver_id: Mapped[str | None] = mapped_column(String(64))
+    pickup_refused_reason: Mapped[str | None] = mapped_column(String(16))  # wire.REFUSE_REASONS
+    handover_id: Mapped[int | None] = mapped_column(ForeignKey("handovers.id"), index=True)
+    arrival_weight_g: Mapped[int | None] = mapped_column(Integer)
+    arrival_difference_g: Mapped[int | None] = mapped_column(Integer)  # arrival - bagging
+    arrived_at: Mapped[datetime | None]
+    disagreement_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     parcels: Mapped[list["BagParcel"]] = relationship(
         back_populates="bag", order_by="BagParcel.id", cascade="all, delete-orphan"
     )
     history: Mapped[list["BagHistory"]] = relationship(
         back_populates="bag", order_by="BagHistory.id", cascade="all, delete-orphan"
+    )
+    disagreements: Mapped[list["Disagreement"]] = relationship(
+        back_populates="bag", order_by="Disagreement.id"
     )
 
 
@@ -144,3 +173,189 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Account(Base):
+    """A seller account under which stores are linked for cross-store bagging (domain.md)."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Cut-offs and service hours are computed in the seller's zone (domain.md, "Time zone").
+    tz: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stores: Mapped[list["Store"]] = relationship(
+        back_populates="account", order_by="Store.seller_id"
+    )
+
+
+class Address(Base):
+    """A pickup address of an account's warehouse, or a seller's return address.
+
+    kind "pickup": service milkrun (one approved address per account) or paid (several,
+    told apart by warehouse name). kind "return": referenced by Store.return_address_id,
+    which makes it one per seller.
+    """
+
+    __tablename__ = "addresses"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "warehouse_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # pickup | return
+    service: Mapped[str | None] = mapped_column(String(16))  # milkrun | paid (pickup only)
+    warehouse_name: Mapped[str] = mapped_column(String(100))
+    contact: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    province: Mapped[str] = mapped_column(String(32), default="")
+    city: Mapped[str] = mapped_column(String(32), default="")
+    district: Mapped[str] = mapped_column(String(32), default="")
+    street: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def one_line(self) -> str:
+        return " ".join(p for p in (self.province, self.city, self.district, self.street) if p)
+
+
+class Store(Base):
+    """A platform store (seller id + seller name), linked under one account.
+
+    Linking takes the pair; a pair that does not match the platform's name is refused.
+    """
+
+    __tablename__ = "stores"
+    seller_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seller_name: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The manual: one return address per seller; parcels the hub cannot take go back there.
+    return_address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    linked_at: Mapped[datetime | None]
+    account: Mapped[Account | None] = relationship(back_populates="stores")
+    return_address: Mapped[Address | None] = relationship()
+
+
+class Parcel(Base):
+    """A parcel as imported from the platform, and what the hub later made of it."""
+
+    __tablename__ = "parcels"
+    tracking_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Not a foreign key: the platform may send parcels of stores not yet set up here.
+    seller_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|rts|cancelled|received
+    hub: Mapped[str] = mapped_column(String(8))  # SZ | YW | FM-49 | HK | KR
+    sea_big_item: Mapped[bool] = mapped_column(Boolean, default=False)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime | None]  # hub receipt time
+    online_at: Mapped[datetime | None]  # 上网时间 (domain.online_time)
+    online_reason: Mapped[str | None] = mapped_column(String(24))  # online_time reason code
+
+
+class Driver(Base):
+    """A driver or courier who scans bags at the seller's door and signs handovers.
+
+    The 32-byte HMAC key is kept only wrapped: `key_sealed` under the gateway's SECRET_KEY
+    (to verify signatures), and `pin_key` under the driver's PIN (for the handhelds, which
+    unlock it with the PIN). The PIN itself is not kept. See gateway/drivers.py.
+    """
+
+    __tablename__ = "drivers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    badge: Mapped[str] = mapped_column(String(32), default="")
+    key_sealed: Mapped[str] = mapped_column(String(64))  # hex, key XOR HMAC(secret, id)
+    pin_salt: Mapped[str] = mapped_column(String(16))  # hex of 8 random bytes
+    pin_check: Mapped[str] = mapped_column(String(16))  # hex(sha256(salt + pin))[:16]
+    pin_key: Mapped[str] = mapped_column(String(64))  # hex(key XOR sha256(salt+"key"+pin))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Disagreement(Base):
+    """A device decision the gateway's re-check does not share, or a record that cannot apply.
+
+    The device's fact is kept as it sent it; this row says what the gateway thinks instead.
+    """
+
+    __tablename__ = "disagreements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bag_id: Mapped[int | None] = mapped_column(ForeignKey("bags.id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    at: Mapped[datetime] = mapped_column(index=True)
+    code: Mapped[str] = mapped_column(String(32))  # a rules.* code or a registry code
+    message: Mapped[str] = mapped_column(Text)
+    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None]
+    bag: Mapped[Bag | None] = relationship(back_populates="disagreements")
+
+
+class Scan(Base):
+    """A driver's pickup scan or refusal of a bag at the seller's door (wire pickup records)."""
+
+    __tablename__ = "scans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bag_id: Mapped[int] = mapped_column(ForeignKey("bags.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # pickup | refuse
+    driver_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(16))  # refusals: wire.REFUSE_REASONS
+    at: Mapped[datetime]
+
+
+class Weighing(Base):
+    """A weight of a bag: at bagging (the seller's scale) or at arrival (the hub's)."""
+
+    __tablename__ = "weighings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bag_id: Mapped[int] = mapped_column(ForeignKey("bags.id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # bagging | arrival
+    grams: Mapped[int] = mapped_column(Integer)
+    difference_g: Mapped[int | None] = mapped_column(Integer)  # arrival - bagging weight
+    allowance_g: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[datetime]
+
+
+class Handover(Base):
+    """A handover of bags from a seller to a driver, as signed on the handheld."""
+
+    __tablename__ = "handovers"
+    __table_args__ = (UniqueConstraint("device_id", "device_handover_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    device_handover_id: Mapped[str] = mapped_column(String(64))  # wire "hid"
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    driver_id: Mapped[str] = mapped_column(String(64))
+    seller_id: Mapped[str] = mapped_column(String(64), index=True)
+    pickup_date: Mapped[date] = mapped_column(Date)
+    bag_numbers: Mapped[list] = mapped_column(JSON)
+    bag_count: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(64))
+    signature_ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+    receipt: Mapped["Receipt | None"] = relationship(back_populates="handover")
+
+
+class Receipt(Base):
+    """The handover receipt (交接单): the signed fields, frozen; three copies derive from it.
+
+    Each copy's verification token is computed from these fields with the gateway's secret
+    (domain.receipts.copy_token), so any change to a field makes verification fail.
+    """
+
+    __tablename__ = "receipts"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # Receipt.receipt_id
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id"), unique=True)
+    pickup_date: Mapped[date] = mapped_column(Date)
+    seller_id: Mapped[str] = mapped_column(String(64))
+    seller_name: Mapped[str] = mapped_column(String(100))
+    bag_numbers: Mapped[list] = mapped_column(JSON)
+    driver_id: Mapped[str] = mapped_column(String(64))
+    driver_name: Mapped[str] = mapped_column(String(64))
+    driver_signature: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handover: Mapped[Handover] = relationship(back_populates="receipt")
