@@ -29,9 +29,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
 
-    from gateway import admin, api, cli, db
+    from gateway import admin, api, cli, db, settings
 
     db.init_app(app)
+    settings.init_app(app)
     cli.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
