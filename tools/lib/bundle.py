@@ -15,6 +15,23 @@ SKIP_DIRS = {"typings", "__pycache__"}
 # Arguments for mpy-cross per target: bytecode for the host's unix port, xtensawin for ESP32.
 TARGETS = {"host": [], "esp32": ["-march=xtensawin"]}
 
+# The budget of an ESP32 bundle (docs/tools.md, "Bundle budget"). The ESP32_GENERIC image's
+# 4 MiB layout gives the filesystem (LittleFS, 4 KiB blocks) the partition "vfs" at 0x200000,
+# 2 MiB; the code may take 256 KiB of it so the journal keeps more than 1.5 MiB. Without
+# PSRAM MicroPython's heap is about 110 KB once Wi-Fi runs, and a .mpy is loaded into that
+# heap at about its own size: the code may take 48 KiB, leaving 60 KB for buffers (a 15 KB
+# events batch, journal frames, the MQTT client) and the open bag.
+VFS_BYTES = 0x200000
+BLOCK_BYTES = 4096
+FLASH_BUDGET = 256 * 1024  # blocks used by code, config and pin map on the VFS
+RAM_BUDGET = 48 * 1024  # .mpy bytes, which the import copies into the heap
+# .mpy header (py/persistentcode.c): "M", version 6, flags (arch << 2 | native sub-version),
+# bits in a small int. Bytecode-only files carry arch 0 and load on any port.
+MPY_VERSION = 6
+MPY_ARCH_XTENSAWIN = 10
+MPY_NATIVE_SUB_VERSION = 3
+ESP32_SMALL_INT_BITS = 31
+
 
 def sources(include_board: str | None = None) -> list[Path]:
     """Firmware modules; board modules other than include_board are left out."""
@@ -59,6 +76,36 @@ def build(out: Path, target: str = "host", board: str = "sim") -> Path:
         if not src.exists():
             stale.unlink()
     return out
+
+
+def footprint(out: Path) -> dict:
+    """Sizes of a built bundle: file bytes, .mpy bytes, and the VFS blocks the files take."""
+    files = [p for p in sorted(out.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    dirs = {p.parent for p in files if p.parent != out}
+    file_bytes = sum(p.stat().st_size for p in files)
+    blocks = sum(max(1, -(-p.stat().st_size // BLOCK_BYTES)) for p in files) + 2 * len(dirs)
+    return {
+        "files": len(files),
+        "bytes": file_bytes,
+        "mpy_bytes": sum(p.stat().st_size for p in files if p.suffix == ".mpy"),
+        "flash_bytes": blocks * BLOCK_BYTES,
+    }
+
+
+def mpy_header_error(data: bytes, arch: int = MPY_ARCH_XTENSAWIN) -> str | None:
+    """Why data is not a .mpy that MicroPython 1.29 on this arch loads, or None."""
+    if len(data) < 4 or data[0] != ord("M"):
+        return "no .mpy magic"
+    if data[1] != MPY_VERSION:
+        return f"mpy version {data[1]}, want {MPY_VERSION}"
+    file_arch, sub = data[2] >> 2, data[2] & 3
+    if file_arch not in (0, arch):
+        return f"native code for arch {file_arch}, want {arch}"
+    if file_arch and sub != MPY_NATIVE_SUB_VERSION:
+        return f"native sub-version {sub}"
+    if data[3] != ESP32_SMALL_INT_BITS:
+        return f"small ints of {data[3]} bits, want {ESP32_SMALL_INT_BITS}"
+    return None
 
 
 def _replace(dest: Path, data: bytes) -> None:

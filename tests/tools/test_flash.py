@@ -1,0 +1,158 @@
+"""tools/flash: the ESP32 bundle compiles every module, fits its budget, and lands on the board
+verified by hash (the board here is a folder driven by a fake mpremote, docs/tools.md)."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import bundle
+import flash
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+PORT = "/dev/ttyFAKE0"
+
+
+def host_config(tmp_path: Path, device_id: str = "hh-0042", **extra) -> Path:
+    cfg = {
+        "device_id": device_id,
+        "mqtt": {"host": "gw.example", "port": 8883, "user": device_id, "password": "s3cret"},
+        "bag_range": [2001, 3000],
+        "wifi": [{"ssid": "warehouse", "password": "wpa-pass"}],
+        **extra,
+    }
+    path = tmp_path / f"{device_id}.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def dry_run(tmp_path, capsys, config: Path):
+    stage = tmp_path / "stage"
+    assert flash.main(["--dry-run", "--config", str(config), "--stage", str(stage)]) == 0
+    return stage, capsys.readouterr().out
+
+
+def test_dry_run_compiles_every_firmware_module_for_the_esp32(tmp_path, capsys):
+    stage, out = dry_run(tmp_path, capsys, host_config(tmp_path))
+    modules = {
+        p.relative_to(FIRMWARE).with_suffix(".mpy")
+        for p in bundle.sources("esp32")
+        if p.relative_to(FIRMWARE) != Path("main.py")
+    }
+    assert Path("hal/esp32.mpy") in modules and Path("hal/sim.mpy") not in modules
+    for rel in modules:
+        data = (stage / rel).read_bytes()
+        assert bundle.mpy_header_error(data) is None, (rel, data[:4])
+        assert f":/{rel.as_posix()}" in out
+    assert not list(stage.rglob("*.py"))[1:], "only main.py stays source"
+    assert (stage / "main.py").read_bytes() == (FIRMWARE / "main.py").read_bytes()
+    assert "dry run, nothing copied" in out
+
+
+def test_mpy_header_check_refuses_other_targets(tmp_path):
+    assert bundle.mpy_header_error(b"M\x05\x00\x1f") == "mpy version 5, want 6"
+    assert "arch 1" in bundle.mpy_header_error(b"M\x06\x07\x1f")  # x86 native code
+    assert "63 bits" in bundle.mpy_header_error(b"M\x06\x00\x3f")
+    assert bundle.mpy_header_error(b"M\x06\x2b\x1f") is None  # xtensawin native code
+
+
+def test_bundle_fits_the_documented_flash_and_ram_budget(tmp_path, capsys):
+    stage, out = dry_run(tmp_path, capsys, host_config(tmp_path))
+    size = bundle.footprint(stage)
+    assert size["flash_bytes"] <= bundle.FLASH_BUDGET
+    assert size["mpy_bytes"] <= bundle.RAM_BUDGET
+    doc = (ROOT / "docs" / "tools.md").read_text()
+    assert f"{bundle.FLASH_BUDGET // 1024} KiB" in doc and f"{bundle.RAM_BUDGET // 1024} KiB" in doc
+
+
+def test_pin_map_and_device_config_are_staged_in_the_shape_the_firmware_reads(tmp_path, capsys):
+    ca = tmp_path / "gateway-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    config = host_config(tmp_path)
+    raw = json.loads(config.read_text())
+    raw["mqtt"]["ca"] = str(ca)
+    config.write_text(json.dumps(raw))
+    stage, _ = dry_run(tmp_path, capsys, config)
+    assert (stage / "pinmap.json").read_bytes() == (ROOT / "hw" / "pinmap.json").read_bytes()
+    cfg = json.loads((stage / "data" / "config.json").read_text())
+    assert cfg == {
+        "device_id": "hh-0042",
+        "mqtt": {
+            "host": "gw.example",
+            "port": 8883,
+            "user": "hh-0042",
+            "password": "s3cret",
+            "tls": True,
+            "ca": "/data/ca.pem",
+        },
+        "bag_range": [2001, 3000],
+        "wifi": [{"ssid": "warehouse", "password": "wpa-pass"}],
+    }
+    assert (stage / "data" / "ca.pem").read_bytes() == ca.read_bytes()
+
+
+def test_a_config_without_credentials_is_refused(tmp_path, capsys):
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"device_id": "x", "mqtt": {"host": "h"}, "bag_range": [1, 2]}))
+    assert flash.main(["--dry-run", "--config", str(config)]) == 1
+    assert "mqtt.port is missing" in capsys.readouterr().err
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch):
+    """A board with stock MicroPython's boot.py, a calibration, and stale code of an old flash."""
+    root = tmp_path / "board" / "fs"
+    (root / "app").mkdir(parents=True)
+    (root / "boot.py").write_text("# stock\n")
+    (root / "app" / "workflow.py").write_text("# an old source deploy\n")
+    (root / "app" / "gone.mpy").write_bytes(b"M\x06\x00\x1f")
+    (root / "data" / "journal").mkdir(parents=True)
+    (root / "data" / "scale.json").write_text('{"k": 28}')
+    wrapper = tmp_path / "board" / "mpremote"
+    fake = Path(__file__).with_name("fake_mpremote.py")
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("BAGSCAN_MPREMOTE", str(wrapper))
+    monkeypatch.setenv("FAKE_BOARD_ROOT", str(root))
+    monkeypatch.setenv("FAKE_BOARD_PORT", PORT)
+    return root
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_flash_copies_verifies_and_removes_stale_code(tmp_path, board, capsys):
+    stage = tmp_path / "stage"
+    args = ["--port", PORT, "--config", str(host_config(tmp_path)), "--stage", str(stage)]
+    assert flash.main(args) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "verified 24 files by sha256 on the device" in out
+    for src in stage.rglob("*"):
+        if src.is_file():
+            assert sha(board / src.relative_to(stage)) == sha(src)
+    assert not (board / "app" / "workflow.py").exists()  # would shadow app/workflow.mpy
+    assert not (board / "app" / "gone.mpy").exists()
+    assert (board / "boot.py").exists() and (board / "data" / "scale.json").exists()
+    assert (board.parent / "reset").exists()
+
+
+def test_a_board_of_another_device_is_only_flashed_with_wipe(tmp_path, board, capsys):
+    (board / "data" / "config.json").write_text('{"device_id": "hh-0007"}')
+    (board / "data" / "next_serial").write_text("77")
+    args = ["--port", PORT, "--config", str(host_config(tmp_path)), "--stage", str(tmp_path / "s")]
+    assert flash.main(args) == 1
+    assert "holds device 'hh-0007'" in capsys.readouterr().err
+    assert flash.main([*args, "--wipe"]) == 0
+    assert not (board / "data" / "next_serial").exists()
+    assert not (board / "data" / "journal").exists()
+    assert (board / "data" / "scale.json").read_text() == '{"k": 28}'
+    assert json.loads((board / "data" / "config.json").read_text())["device_id"] == "hh-0042"
+
+
+def test_a_wrong_port_fails_with_mpremotes_message(tmp_path, board, capsys):
+    args = ["--port", "/dev/ttyUSB9", "--config", str(host_config(tmp_path))]
+    assert flash.main([*args, "--stage", str(tmp_path / "s")]) == 1
+    assert "failed to access /dev/ttyUSB9" in capsys.readouterr().err
