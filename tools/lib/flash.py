@@ -217,7 +217,7 @@ def flash(port: str, cfg: dict, plan: list[tuple[Path, str]], wipe: bool, reset:
             if name not in KEEP_DATA:
                 commands.append(["fs", "rm", "-r", f":{DATA}/{name}"])
     dirs = sorted({dest.rsplit("/", 1)[0] for _, dest in plan} - {""})
-    mkdirs = "import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass" % (dirs,)
+    mkdirs = f"import os\nfor d in {dirs!r}:\n try:\n  os.mkdir(d)\n except OSError:\n  pass"
     commands.append(["exec", mkdirs])
     # mpremote's cp skips a file whose hash on the device already matches.
     commands += [["fs", "cp", str(src), ":" + dest] for src, dest in plan]
