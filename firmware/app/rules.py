@@ -2,7 +2,7 @@
 # Numbers from the seller manual (docs: ../shared/domain.md, "Limits of one bag").
 # Plain MicroPython/CPython-common code: the gateway imports it as firmware.app.rules.
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython (gateway)
 
     def const(x):

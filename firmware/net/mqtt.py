@@ -330,11 +330,15 @@ class MQTTClient:
     async def _supervise(self, epoch):
         keepalive_ms = self._cfg["keepalive"] * 1000
         half = keepalive_ms // 2
+        sender = self._sender
+        reader = self._reader
+        if sender is None or reader is None:
+            return "not connected"
         while True:
             await asyncio.sleep_ms(self._tick)
-            if self._sender.done():
+            if sender.done():
                 return self._why or "send failed"
-            if self._reader.done():
+            if reader.done():
                 return self._why or "receive failed"
             now = time.ticks_ms()
             if keepalive_ms:
@@ -358,8 +362,10 @@ class MQTTClient:
         self._stream = None
         if s is not None:
             try:
-                s.close()
-                await s.wait_closed()
+                # MicroPython's Stream is reader and writer in one (the stubs type it as
+                # CPython's StreamReader, which has no close).
+                s.close()  # pyright: ignore[reportAttributeAccessIssue]
+                await s.wait_closed()  # pyright: ignore[reportAttributeAccessIssue]
             except Exception:
                 pass
 
