@@ -1,9 +1,11 @@
 # Time on the handheld. Every tick read goes through ticks() so that tests can start the
-# device just before the 2^30 ms wrap of time.ticks_ms() (BAGSCAN_TICKS_OFFSET on the host).
+# device just before the 2^30 ms wrap of time.ticks_ms() (BAGSCAN_TICKS_START on the host).
 import time
 
 # MicroPython ports count seconds from 2000-01-01 (ESP32) or 1970-01-01 (unix).
 _EPOCH_SHIFT = 946684800 if time.gmtime(0)[0] == 2000 else 0
+# China time (domain.md, "Time zone"): the pickup date on a handover receipt is a local date.
+_SELLER_ZONE_S = 8 * 3600
 _tick_offset = 0
 _wall_correction = 0
 synced = False  # True once the gateway told us its time
@@ -12,6 +14,11 @@ synced = False  # True once the gateway told us its time
 def set_tick_offset(ms):
     global _tick_offset
     _tick_offset = ms
+
+
+def start_ticks_at(value):
+    """Make ticks() read value now (tests: start just before the 2^30 ms wrap)."""
+    set_tick_offset(time.ticks_diff(value, time.ticks_ms()))
 
 
 def ticks():
@@ -28,3 +35,9 @@ def sync(server_epoch):
     global _wall_correction, synced
     _wall_correction = server_epoch - (int(time.time()) + _EPOCH_SHIFT)
     synced = True
+
+
+def local_date(epoch=None):
+    """YYYY-MM-DD in the seller's zone (UTC+8) for a wall time (default: now)."""
+    t = time.gmtime((wall() if epoch is None else epoch) + _SELLER_ZONE_S - _EPOCH_SHIFT)
+    return "%04d-%02d-%02d" % (t[0], t[1], t[2])

@@ -5,7 +5,9 @@ import gc
 import json
 import sys
 
-from app import store
+from micropython import const
+
+from app import clock, store
 from app.journal import Journal
 from app.sync import Sync
 from app.ui import Ui
@@ -15,7 +17,8 @@ from drivers.scale import ScaleError
 from hal import make_board
 from net.mqtt import MQTTClient
 
-FIRMWARE_VERSION = "0.1.0"
+FIRMWARE_VERSION = "0.2.0"
+_WEIGHT_STEP_G = const(5)
 
 
 def load_settings(storage):
@@ -58,8 +61,9 @@ async def scale_task(board, handheld):
         except ScaleError:
             await asyncio.sleep_ms(200)
             continue
-        # Report a new weight only when it moved by more than the scale's tolerance.
-        if last is None or abs(grams - last) > board.scale.tolerance_g:
+        # Report a new weight when it moved by more than the noise of a settled reading, so
+        # that 50.00 kg -> 50.01 kg is seen (the 50 kg limit is exact to the gram).
+        if last is None or abs(grams - last) >= _WEIGHT_STEP_G:
             last = grams
             handheld.on_weight(grams)
         await asyncio.sleep_ms(100)
@@ -71,6 +75,9 @@ def _on_error(loop, context):
 
 async def start(board):
     asyncio.get_event_loop().set_exception_handler(_on_error)
+    ticks_start = getattr(board, "ticks_start", None)  # the simulated board's test hook
+    if ticks_start is not None:
+        clock.start_ticks_at(ticks_start)
     settings = load_settings(board.storage)
     boot = next_boot(board.storage)
     journal = Journal(board.storage + "/journal")

@@ -1,7 +1,8 @@
 # What the user sees and hears: the screen, a beep pattern, and the refusal code behind it.
 # Short texts fit the 16-column OLED.
 
-# Screen text for each refusal code (app/rules.py); the code itself goes to the control channel.
+# Screen text for each refusal code (app/rules.py, then the device's own); the code itself
+# goes to the control channel.
 REASONS = {
     "BAG_FULL": "Bag full 300",
     "OVERWEIGHT": "Over 50 kg",
@@ -20,6 +21,11 @@ REASONS = {
     "NO_WEIGHT": "Weigh bag first",
     "BAG_RANGE_USED": "No bag numbers",
     "JOURNAL_FULL": "Flash full!",
+    "UNKNOWN_DRIVER": "Unknown badge",
+    "WRONG_PIN": "Wrong PIN",
+    "NO_BAGS": "No bags scanned",
+    "TOO_MANY_BAGS": "Handover full",
+    "NO_STORE": "No store linked",
 }
 
 

@@ -1,14 +1,35 @@
-# The handheld's state machine (docs/firmware.md): bagging at the seller's warehouse.
+# The handheld's state machine (docs/firmware.md): three workflows behind the mode key,
+# bagging -> pickup -> hub -> bagging. Bagging stays loaded (a bag may be open); pickup and
+# hub are imported when entered and unloaded when left, so only one mode's code is in RAM.
 # Every accepted action is appended to the journal before the OK beep.
+import gc
 import json
+import sys
 
-from app import clock, rules, store, wire
+from app import clock, rules, store
+from app.bagging import Bagging
 from app.journal import JournalFull
+from app.parcels import FlashIndex, parcel_text, parse_parcel
 
-MODE_BAGGING = "bagging"
+MODES = ("bagging", "pickup", "hub")
+# Config keys kept in settings (config.json); "parcels" and "bags" go to flash indexes.
+_SETTINGS = (
+    "bag_range",
+    "stores",
+    "unknown_parcel",
+    "drivers",
+    "arrival_tolerance_g",
+    "arrival_tolerance_pct",
+    "baggable_hubs",
+)
 
-# Bag size presets (cm): the courier sacks we stock; "up"/"down" choose, shown on close.
-SIZES = ((60, 40, 30), (80, 50, 40), (100, 50, 30))
+
+def _unload(name):
+    """Drop a mode's module so the garbage collector can take its code back."""
+    sys.modules.pop("app." + name, None)
+    app = sys.modules.get("app")
+    if app is not None and name in app.__dict__:
+        delattr(app, name)
 
 
 class Handheld:
@@ -17,78 +38,70 @@ class Handheld:
         self.journal = journal
         self.settings = settings
         self.boot = boot
-        self.mode = MODE_BAGGING
-        self.bag = None  # bag number of the open bag
-        self.parcels = set()  # tracking numbers in the open bag
+        self.storage = storage
         self.weight_g = None  # last stable weight on the scale
-        self.size = 0
         self.on_record = None  # called after every journal append (the sync wakes up)
-        self._serial_path = storage + "/next_serial"
-        self.next_serial = int(store.read_or(self._serial_path, b"0")) or settings["bag_range"][0]
-        self._recover()
+        self.parcels = FlashIndex(storage + "/parcels")
+        self.bags = FlashIndex(storage + "/bags")
+        if "parcels" in settings or "bags" in settings:
+            # A provisioning file may carry the config message's parcel cache: index it.
+            self._index(settings)
+            settings.pop("parcels", None)
+            settings.pop("bags", None)
+            store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
+        self.mode = MODES[0]
+        self.bagging = Bagging(self)
+        self.current = self.bagging
 
-    def _recover(self):
-        """Rebuild the open bag from the journal after a restart or a power cut.
+    # --- configuration -----------------------------------------------------------------
 
-        The journal keeps every record of the open bag (keep_from) even once acknowledged,
-        so the bag's parcels are all there; RAM holds one chunk of records at a time.
-        """
-        after = 0
-        while True:
-            chunk = self.journal.read(after, 4096)
-            if not chunk:
-                break
-            for raw in chunk:
-                rec = json.loads(raw)
-                after = rec["s"]
-                kind = rec["k"]
-                if kind == "bag_open":
-                    self.bag = rec["bag"]
-                    self.parcels = set()
-                    self.journal.keep_from = after
-                    serial = wire.bag_serial(self.bag)
-                    if serial is not None and serial >= self.next_serial:
-                        self.next_serial = serial + 1
-                elif kind == "parcel" and rec["bag"] == self.bag:
-                    self.parcels.add(rec["trk"])
-                elif kind == "parcel_remove" and rec["bag"] == self.bag:
-                    self.parcels.discard(rec["trk"])
-                elif kind == "bag_close" and rec["bag"] == self.bag:
-                    self.bag = None
-                    self.parcels = set()
-                    self.journal.keep_from = 0
+    def _index(self, msg):
+        parcels = msg.get("parcels")
+        if isinstance(parcels, dict):
+            good = {}
+            for trk in parcels:
+                facts = parcels[trk]
+                if isinstance(facts, list) and len(facts) == 4:
+                    good[trk] = facts
+            self.parcels.replace(good, parcel_text)
+        bags = msg.get("bags")
+        if isinstance(bags, dict):
+            self.bags.replace(bags, str)
 
     def apply_config(self, msg):
-        """Take the settings of a config message (docs/protocol.md); True if any changed."""
+        """Take a config message (docs/firmware.md); True if settings (config.json) changed."""
+        self._index(msg)
         changed = False
-        bag_range = msg.get("bag_range")
-        if isinstance(bag_range, list) and bag_range != self.settings.get("bag_range"):
-            self.settings["bag_range"] = bag_range
-            changed = True
+        for key in _SETTINGS:
+            if key in msg and msg[key] != self.settings.get(key):
+                self.settings[key] = msg[key]
+                changed = True
         return changed
 
+    def parcel_facts(self, trk):
+        """(status, hub, seller, big) from the cache, or None for a parcel it does not know."""
+        return parse_parcel(self.parcels.get(trk))
+
+    # --- what the control channel and the screen show -----------------------------------
+
     def state(self):
-        return {
+        st = {
             "mode": self.mode,
-            "bag": self.bag,
-            "bag_count": len(self.parcels),
+            "bag": self.bagging.bag,
+            "bag_count": self.bagging.n,
             "weight_g": self.weight_g,
             "journal_depth": self.journal.depth,
         }
+        self.current.describe(st)
+        return st
 
     def home(self):
-        if self.bag is None:
-            self.ui.show(("BAGGING", "", "Scan a parcel", "to open a bag"))
-        else:
-            self._show_bag("")
+        self.current.home()
 
-    def _show_bag(self, last, beep=None):
-        weight = "" if self.weight_g is None else "%d.%02d kg" % divmod(self.weight_g // 10, 100)
-        self.ui.show(
-            (self.bag, "%d/%d" % (len(self.parcels), rules.MAX_PARCELS), last, weight), beep
-        )
+    # --- journal ---------------------------------------------------------------------------
 
-    def _record(self, kind, **fields):
+    def record(self, kind, **fields):
+        """Append a record with the time header (b, t, w, q); JournalFull if flash is full."""
         rec = {"b": self.boot, "t": clock.ticks(), "w": clock.wall(), "q": int(clock.synced)}
         rec["k"] = kind
         rec.update(fields)
@@ -97,102 +110,47 @@ class Handheld:
             self.on_record()
         return seq
 
-    def _journal(self, kind, **fields):
+    def journal_ok(self, kind, **fields):
         """Append, or show the full flash; False when nothing was written."""
         try:
-            self._record(kind, **fields)
+            self.record(kind, **fields)
             return True
         except JournalFull:
             self.ui.refuse("NOT SAVED", "JOURNAL_FULL", "sync needed")
             return False
 
-    # --- inputs --------------------------------------------------------------------------
+    # --- inputs ----------------------------------------------------------------------------
 
     def on_bad_barcode(self):
         self.ui.refuse("SCAN REFUSED", rules.BAD_BARCODE)
 
     def on_scan(self, code):
-        if self.mode == MODE_BAGGING:
-            self._scan_parcel(code)
+        self.current.on_scan(code)
 
     def on_weight(self, grams):
         self.weight_g = grams
-        if self.bag is None:
-            return
-        if not rules.weight_ok(grams):
-            self.ui.refuse(self.bag, rules.OVERWEIGHT, "%d g" % grams)
-        else:
-            self._show_bag("")
+        self.current.on_weight(grams)
 
     def on_key(self, key):
-        if key == "ok" and self.bag is not None:
-            self._close_bag()
-        elif key in ("up", "down") and self.bag is not None:
-            self.size = (self.size + (1 if key == "up" else -1)) % len(SIZES)
-            self._show_bag("size %dx%dx%d" % SIZES[self.size])
+        if key == "mode":
+            self._next_mode()
         else:
-            self.home()
+            self.current.on_key(key)
 
-    # --- bagging ---------------------------------------------------------------------------
+    def _next_mode(self):
+        old = self.mode
+        self.mode = MODES[(MODES.index(old) + 1) % len(MODES)]
+        self.current = self.bagging  # the old mode object is dropped before the new loads
+        if old != "bagging":
+            _unload(old)
+            _unload("signing")
+        gc.collect()
+        if self.mode == "pickup":
+            from app.pickup import Pickup
 
-    def _refusal(self, trk):
-        if trk in self.parcels:
-            return rules.DUPLICATE
-        if len(self.parcels) >= rules.MAX_PARCELS:
-            return rules.BAG_FULL
-        return None
+            self.current = Pickup(self)
+        elif self.mode == "hub":
+            from app.hub import Hub
 
-    def _scan_parcel(self, trk):
-        title = self.bag or "BAGGING"
-        code = self._refusal(trk)
-        if code:
-            self.ui.refuse(title, code, trk)
-            return
-        if self.bag is None and not self._open_bag():
-            return
-        if not self._journal("parcel", bag=self.bag, trk=trk):
-            return
-        self.parcels.add(trk)
-        self._show_bag(trk, "ok")
-
-    def _open_bag(self):
-        lo, hi = self.settings["bag_range"]
-        if not lo <= self.next_serial <= hi:
-            self.ui.refuse("BAGGING", "BAG_RANGE_USED", "connect to sync")
-            return False
-        bag = wire.bag_number(self.next_serial)
-        # The serial is stored first: a power cut after it wastes a number, never reuses one.
-        store.write_atomic(self._serial_path, b"%d" % (self.next_serial + 1))
-        self.journal.keep_from = self.journal.last_seq + 1
-        if not self._journal("bag_open", bag=bag):
-            self.journal.keep_from = 0
-            return False
-        self.bag = bag
-        self.next_serial += 1
-        self.parcels = set()
-        return True
-
-    def _close_bag(self):
-        if not self.parcels:
-            self.ui.refuse(self.bag, "NO_PARCELS")
-            return
-        if self.weight_g is None or self.weight_g <= 0:
-            self.ui.refuse(self.bag, "NO_WEIGHT")
-            return
-        if not rules.weight_ok(self.weight_g):
-            self.ui.refuse(self.bag, rules.OVERWEIGHT, "%d g" % self.weight_g)
-            return
-        dims = SIZES[self.size]
-        if not rules.size_ok(dims):
-            self.ui.refuse(self.bag, rules.OVERSIZE)
-            return
-        ok = self._journal(
-            "bag_close", bag=self.bag, n=len(self.parcels), g=self.weight_g, dims=list(dims)
-        )
-        if not ok:
-            return
-        closed = self.bag
-        self.bag = None
-        self.parcels = set()
-        self.journal.keep_from = 0
-        self.ui.show(("CLOSED", closed, "", "Scan next parcel"), "ok")
+            self.current = Hub(self)
+        self.current.home()

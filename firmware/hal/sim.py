@@ -96,6 +96,9 @@ class Board:
     def __init__(self):
         self.storage = os.getenv("BAGSCAN_STATE_DIR") or "state"
         self.control_port = int(os.getenv("BAGSCAN_CONTROL_PORT") or "0")
+        # clock.ticks() starts here, e.g. just before the 2^30 ms wrap (docs/simulator.md).
+        start = os.getenv("BAGSCAN_TICKS_START")
+        self.ticks_start = int(start) if start else None
         _makedirs(self.storage)
         self.state_provider = None
         self._clients = []

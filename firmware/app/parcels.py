@@ -1,0 +1,170 @@
+# What the handheld knows about parcels and bags, kept on flash rather than in RAM
+# (docs/firmware.md, "Parcel-state cache" and "Recent parcels").
+import binascii
+import os
+import struct
+
+from micropython import const
+
+from app.store import read_or, remove_if_exists, write_atomic
+
+_BUCKETS = const(32)  # files per index: a lookup reads one of them (~1/32 of the entries)
+_DIGEST = "digest"
+_RECENT_SLOTS = const(2048)  # fingerprints of parcels in closed bags: about 6 full bags
+_CHUNK = const(256)  # bytes of the recent set read at a time (a multiple of 4)
+
+
+def fingerprint(code):
+    """A 32-bit hash of a barcode; never 0, which marks an empty slot."""
+    return binascii.crc32(code.encode()) or 1
+
+
+class FlashIndex:
+    """A read-mostly map text key -> text value, replaced whole by each config message.
+
+    Lines "key<TAB>value\\n" spread over _BUCKETS files by crc32(key); a lookup reads one
+    small file. The gateway's config holds at most wire.MAX_MESSAGE bytes, so a bucket file
+    stays well under a kilobyte; RAM holds only the bucket being searched.
+    """
+
+    def __init__(self, directory):
+        self.dir = directory
+        try:
+            os.mkdir(directory)
+        except OSError:
+            pass  # exists
+
+    def _path(self, name):
+        return self.dir + "/" + name
+
+    def replace(self, items, encode):
+        """Write {key: value} (value turned into text by encode); False if nothing changed."""
+        digest = 0
+        for key in items:
+            digest = (digest + binascii.crc32(encode(items[key]).encode(), fingerprint(key))) & (
+                0xFFFFFFFF
+            )
+        mark = b"%d %d\n" % (len(items), digest)
+        if read_or(self._path(_DIGEST)) == mark:
+            return False
+        # The mark goes first and last: a power cut in between leaves no mark, so the next
+        # config rewrites everything; each bucket is old or new, never torn (store.py).
+        remove_if_exists(self._path(_DIGEST))
+        for b in range(_BUCKETS):
+            tmp = self._path("%d.tmp" % b)
+            f = open(tmp, "wb")
+            try:
+                for key in items:
+                    if "\t" in key or "\n" in key or fingerprint(key) % _BUCKETS != b:
+                        continue
+                    f.write(key.encode())
+                    f.write(b"\t")
+                    f.write(encode(items[key]).encode())
+                    f.write(b"\n")
+                f.flush()
+            finally:
+                f.close()
+            os.rename(tmp, self._path("%d" % b))
+        write_atomic(self._path(_DIGEST), mark)
+        return True
+
+    def get(self, key):
+        """The value text for key, or None."""
+        data = read_or(self._path("%d" % (fingerprint(key) % _BUCKETS)))
+        if not data:
+            return None
+        needle = key.encode() + b"\t"
+        at = 0
+        while True:
+            at = data.find(needle, at)
+            if at < 0:
+                return None
+            if at == 0 or data[at - 1] == 10:  # at a line start
+                end = data.find(b"\n", at)
+                return data[at + len(needle) : end].decode()
+            at += 1
+
+
+def parcel_text(facts):
+    """Config value ["status", "hub", "seller", big] as one bucket line value."""
+    return "%s\t%s\t%s\t%d" % (facts[0], facts[1], facts[2], 1 if facts[3] else 0)
+
+
+def parse_parcel(text):
+    """(status, hub, seller, big) from parcel_text, or None if the line is damaged."""
+    if text is None:
+        return None
+    parts = text.split("\t")
+    if len(parts) != 4:
+        return None
+    return parts[0], parts[1], parts[2], parts[3] == "1"
+
+
+class RecentParcels:
+    """Fingerprints of the parcels of the last closed bags, for IN_OTHER_BAG.
+
+    A ring of _RECENT_SLOTS 32-bit fingerprints in one file (8 KB) after a 4-byte count of
+    fingerprints ever added; searched in _CHUNK-byte pieces, so RAM use is the chunk. The
+    chance that an unrelated parcel matches is _RECENT_SLOTS / 2^32 (about 1 in 2 million).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._buf = bytearray(_CHUNK)
+        try:
+            if os.stat(path)[6] == 4 + 4 * _RECENT_SLOTS:
+                return
+        except OSError:
+            pass  # first boot
+        # First boot (or a damaged file): an empty ring, written whole then renamed in.
+        tmp = path + ".tmp"
+        f = open(tmp, "wb")
+        try:
+            left = 4 + 4 * _RECENT_SLOTS
+            while left:
+                k = min(left, _CHUNK)
+                f.write(memoryview(self._buf)[:k])
+                left -= k
+            f.flush()
+        finally:
+            f.close()
+        os.rename(tmp, path)
+
+    def contains(self, fp):
+        needle = struct.pack("<I", fp)
+        buf = self._buf
+        f = open(self.path, "rb")
+        try:
+            f.seek(4)
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    return False
+                at = buf.find(needle, 0, n)
+                while at >= 0:
+                    if not at & 3:
+                        return True
+                    at = buf.find(needle, at + 1, n)
+        finally:
+            f.close()
+
+    def add(self, fps, n):
+        """Add the first n fingerprints of the packed array fps (a closed bag's parcels)."""
+        f = open(self.path, "r+b")
+        try:
+            f.readinto(memoryview(self._buf)[:4])
+            count = struct.unpack_from("<I", self._buf, 0)[0]
+            mv = memoryview(fps)
+            i = 0
+            while i < n:
+                slot = (count + i) % _RECENT_SLOTS
+                k = min(n - i, _RECENT_SLOTS - slot)
+                f.seek(4 + 4 * slot)
+                f.write(mv[4 * i : 4 * (i + k)])
+                i += k
+            struct.pack_into("<I", self._buf, 0, (count + n) & 0xFFFFFFFF)
+            f.seek(0)
+            f.write(memoryview(self._buf)[:4])
+            f.flush()
+        finally:
+            f.close()

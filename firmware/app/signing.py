@@ -1,0 +1,63 @@
+# The driver's signature on a handover: PIN check, key unwrapping and HMAC-SHA256 on the
+# device (docs/firmware.md, "Driver key"). MicroPython has no hmac module: RFC 2104 is two
+# sha256 passes. The message must match gateway/domain/receipts.py handover_message byte
+# for byte; tests/firmware/test_handheld_pickup.py checks it against the gateway's verifier.
+import binascii
+import hashlib
+
+_MESSAGE_VERSION = "bagscan-handover-v1"  # receipts.MESSAGE_VERSION
+_BLOCK = 64  # SHA-256 block size (RFC 2104: B)
+
+
+def _hex(data):
+    return binascii.hexlify(data).decode()
+
+
+def pin_ok(driver, pin):
+    """driver["check"] is hex(sha256(salt + PIN))[:16] (gateway/drivers.py pin_check)."""
+    salt = bytes.fromhex(driver["salt"])
+    return _hex(hashlib.sha256(salt + pin.encode()).digest())[:16] == driver["check"]
+
+
+def unwrap_key(driver, pin):
+    """The driver's 32-byte key: config "key" XOR sha256(salt + b"key" + PIN)."""
+    salt = bytes.fromhex(driver["salt"])
+    pad = hashlib.sha256(salt + b"key" + pin.encode()).digest()
+    wrapped = bytes.fromhex(driver["key"])
+    return bytes(wrapped[i] ^ pad[i] for i in range(len(pad)))
+
+
+def hmac_sha256(key, msg):
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(_BLOCK - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(msg)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _escape(value):
+    # Backslash first, then the two separators: no field can forge a boundary.
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,")
+
+
+def handover_message(day, seller_id, seller_name, bags, driver_id, driver_name):
+    """receipts.handover_message: version|date|seller id|seller name|n|bags,sorted|driver."""
+    ordered = sorted(bags)
+    parts = (
+        _MESSAGE_VERSION,
+        day,
+        _escape(seller_id),
+        _escape(seller_name),
+        str(len(ordered)),
+        ",".join([_escape(b) for b in ordered]),
+        _escape(driver_id),
+        _escape(driver_name),
+    )
+    return "|".join(parts).encode()
+
+
+def sign(key, message):
+    return _hex(hmac_sha256(key, message))
