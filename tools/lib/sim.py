@@ -84,4 +84,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["fleet"]:  # tools/sim fleet ...: many handhelds, tools/lib/fleet.py
+        import fleet
+
+        sys.exit(fleet.main(sys.argv[2:]))
     main()

@@ -1,0 +1,652 @@
+"""tools/sim fleet: N simulated handhelds (the real firmware on the MicroPython unix port) run a
+scripted day from a scenario file against a gateway, with a live progress table; at the end
+the gateway's bags (and handovers, receipts) must match what the scenario planned, exactly.
+
+Scenario files: tools/scenarios/*.json, format in docs/tools.md ("Scenarios").
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bundle
+import provision
+from control import ControlError, Handheld
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "tools" / "lib" / "sim.py"
+SCENARIOS = ROOT / "tools" / "scenarios"
+DEFAULT_SCENARIO = SCENARIOS / "day.json"
+STEP_KINDS = ("bag", "outage", "sync")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+# --- the plan: what every handheld does, and the totals that must follow ----------------------
+
+
+@dataclass
+class Device:
+    device_id: str
+    role: str  # "warehouse" (bags at a seller), "courier", "hub"
+    site: str  # seller id, driver id or hub id
+    # live figures for the display and the result
+    step: str = "starting"
+    bags: int = 0
+    parcels: int = 0
+    refused: int = 0
+    depth: int | None = None
+    connected: bool | None = None
+    screen: str = ""
+    error: str = ""
+    closed: dict = field(default_factory=dict)  # bag_no -> {"parcels": [...], "grams": g}
+
+
+@dataclass
+class Plan:
+    scenario: dict
+    devices: list[Device]
+    bags: int = 0
+    parcels: int = 0
+    refused_scans: int = 0
+
+    def totals(self) -> dict:
+        return {"bags": self.bags, "parcels": self.parcels, "refused_scans": self.refused_scans}
+
+
+def _bag_step_totals(step: dict, warehouses: int) -> tuple[int, int, int]:
+    """Bags, parcels and refused scans of one bag step: duplicates are per bag."""
+    bags = int(step.get("bags", 1)) * warehouses
+    return bags, bags * int(step.get("parcels", 5)), bags * int(step.get("duplicates", 0))
+
+
+def plan(scenario: dict, devices: int | None = None) -> Plan:
+    """Assign handhelds to sellers, couriers and hubs; count what the day must produce.
+
+    devices overrides the fleet size: couriers and hubs keep their handhelds, the remaining
+    ones go to the sellers in turn."""
+    sellers = scenario.get("sellers") or []
+    if not sellers:
+        raise ScenarioError("a scenario needs at least one seller")
+    fixed = [("courier", c["id"]) for c in scenario.get("couriers", [])]
+    fixed += [("hub", h["id"]) for h in scenario.get("hubs", [])]
+    if devices is None:
+        per_seller = [int(s.get("handhelds", 1)) for s in sellers]
+    else:
+        spare = devices - len(fixed)
+        if spare < len(sellers):
+            raise ScenarioError(
+                f"{devices} handhelds: {len(fixed)} for couriers and hubs leave fewer than one "
+                f"per seller ({len(sellers)})"
+            )
+        per_seller = [
+            spare // len(sellers) + (i < spare % len(sellers)) for i in range(len(sellers))
+        ]
+    prefix = scenario.get("prefix", "fleet")
+    fleet = []
+    for seller, count in zip(sellers, per_seller, strict=True):
+        for n in range(1, count + 1):
+            fleet.append(Device(f"{prefix}-{seller['id']}-{n}".lower(), "warehouse", seller["id"]))
+    for role, site in fixed:
+        fleet.append(Device(f"{prefix}-{site}".lower(), role, site))
+    result = Plan(scenario, fleet)
+    warehouses = sum(per_seller)
+    for step in _flatten(scenario.get("day", [])):
+        if step["do"] == "bag":
+            bags, parcels, refused = _bag_step_totals(step, warehouses)
+            result.bags += bags
+            result.parcels += parcels
+            result.refused_scans += refused
+    expected = scenario.get("expect")
+    if devices is None and expected is not None:
+        mine = {k: v for k, v in result.totals().items() if k in expected}
+        if mine != {k: expected[k] for k in mine}:
+            raise ScenarioError(f"the scenario's expect {expected} disagrees with its day {mine}")
+    return result
+
+
+def _flatten(steps: list[dict]) -> list[dict]:
+    out = []
+    for step in steps:
+        if step.get("do") not in STEP_KINDS:
+            raise ScenarioError(f"unknown step {step.get('do')!r}; known: {', '.join(STEP_KINDS)}")
+        out.append(step)
+        if step["do"] == "outage" and "during" in step:
+            out += _flatten([step["during"]])
+    return out
+
+
+def load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ScenarioError(f"cannot read scenario {path}: {err}") from None
+
+
+# --- the network between the handhelds and the broker ------------------------------------------
+
+
+class Link:
+    """A TCP relay in front of the broker: every handheld's MQTT connection runs through it, so
+    an outage (Wi-Fi lost at the seller) cuts every connection and refuses new ones."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.up = True
+        self.port = 0
+        self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="link", daemon=True)
+
+    def start(self) -> "Link":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    async def _serve(self, reader, writer) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        self.connections += 1
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self.connections -= 1
+            self._writers -= {writer, up_writer}
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    def set_up(self, up: bool) -> None:
+        def apply() -> None:
+            self.up = up
+            if not up:
+                for writer in list(self._writers):
+                    writer.transport.abort()
+
+        self._loop.call_soon_threadsafe(apply)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+# --- one handheld ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Unit:
+    """A simulated handheld process and its control channel."""
+
+    def __init__(self, dev: Device, state_dir: Path, heap: str | None):
+        self.dev = dev
+        self.state_dir = state_dir
+        self.heap = heap
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.hh: Handheld | None = None
+
+    def configure(self, answer: dict, link: Link) -> None:
+        """The flash of a provisioned handheld whose broker is the fleet's link."""
+        cfg = provision.device_config(answer, [], broker_host="127.0.0.1", broker_port=link.port)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "config.json").write_text(json.dumps(cfg))
+
+    def start(self, gateway: str, token: str) -> None:
+        args = [sys.executable, str(SIM), "--gateway", gateway, "--token", token,
+                "--device-id", self.dev.device_id, "--control-port", str(self.port),
+                "--state-dir", str(self.state_dir)]  # fmt: skip
+        if self.heap:
+            args += ["--heap", self.heap]
+        with (self.state_dir.parent / f"{self.dev.device_id}.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+    def connect(self) -> Handheld:
+        self.hh = Handheld(self.port, timeout=60)
+        return self.hh
+
+    def poll(self) -> None:
+        st = self.hh.state()
+        self.dev.depth = st.get("journal_depth")
+        self.dev.connected = st.get("connected")
+        self.dev.screen = " | ".join(line for line in st.get("screen", []) if line)
+
+    def stop(self) -> None:
+        if self.hh:
+            self.hh.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- what a handheld does in each step ---------------------------------------------------------
+
+
+def parcel_number(seller_no: int, device_no: int, serial: int) -> str:
+    return f"LZ{seller_no:02d}{device_no:03d}{serial:06d}CN"
+
+
+class Worker:
+    def __init__(self, unit: Unit, seller_no: int, device_no: int, seed: int):
+        self.unit = unit
+        self.seller_no = seller_no
+        self.device_no = device_no
+        self.rng = random.Random(f"{seed}/{unit.dev.device_id}")
+        self.serial = 0
+
+    def bag(self, step: dict) -> None:
+        dev, hh = self.unit.dev, self.unit.hh
+        for _ in range(int(step.get("bags", 1))):
+            parcels = []
+            for i in range(int(step.get("parcels", 5))):
+                self.serial += 1
+                trk = parcel_number(self.seller_no, self.device_no, self.serial)
+                beep = hh.scan(trk)
+                if beep.get("beep") != "ok":
+                    raise ControlError(f"{trk} refused: {beep}")
+                parcels.append(trk)
+                dev.parcels += 1
+                if i == 0:
+                    for _ in range(int(step.get("duplicates", 0))):
+                        # The same label scanned again: refused, not in the bag twice.
+                        again = hh.scan(trk)
+                        if again.get("code") != "DUPLICATE":
+                            raise ControlError(f"duplicate {trk} not refused: {again}")
+                        dev.refused += 1
+            lo, hi = step.get("grams", [2000, 15000])
+            grams = self.rng.randint(lo, hi)
+            hh.weigh(grams)
+            hh.key("ok")
+            closed = hh.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
+            dev.closed[closed["screen"][1]] = {"parcels": parcels, "grams": grams}
+            dev.bags += 1
+            self.unit.poll()
+
+    def sync(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.unit.poll()
+            if self.unit.dev.depth == 0 and self.unit.dev.connected:
+                return
+            time.sleep(0.2)
+        raise ControlError(f"journal not drained in {timeout:.0f} s: {self.unit.dev.depth} left")
+
+
+# --- the progress display ---------------------------------------------------------------------
+
+
+class Display:
+    """A table redrawn in place on a terminal; on a pipe, one line per change of step."""
+
+    def __init__(self, fleet: "Fleet", stream=None, live: bool | None = None):
+        self.fleet = fleet
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="display", daemon=True)
+        self._last_plain = None
+        self._lines = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.draw()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.draw()
+
+    def table(self) -> list[str]:
+        f = self.fleet
+        lines = [
+            f"{f.plan.scenario.get('name', 'fleet')}: step {f.step_no}/{f.step_count} "
+            f"{f.step_name}  link {'UP' if f.link.up else 'DOWN'} ({f.link.connections} conn)  "
+            f"{time.monotonic() - f.started:5.1f} s",
+            f"{'handheld':<24} {'role':<9} {'step':<10} {'bags':>4} {'parcels':>7} "
+            f"{'refused':>7} {'queue':>5} {'link':<4} screen",
+        ]
+        for d in f.plan.devices:
+            link = "-" if d.connected is None else ("up" if d.connected else "down")
+            depth = "-" if d.depth is None else str(d.depth)
+            lines.append(
+                f"{d.device_id[:24]:<24} {d.role:<9} {d.step[:10]:<10} {d.bags:>4} "
+                f"{d.parcels:>7} {d.refused:>7} {depth:>5} {link:<4} "
+                f"{(d.error or d.screen)[:40]}"
+            )
+        t = f.tally()
+        lines.append(
+            f"{'total':<24} {'':<9} {'':<10} {t['bags']:>4} {t['parcels']:>7} "
+            f"{t['refused_scans']:>7} {t['queue']:>5}"
+        )
+        return lines
+
+    def draw(self) -> None:
+        with self.fleet.lock:
+            if self.live:
+                lines = self.table()
+                up = f"\x1b[{self._lines}F" if self._lines else ""
+                self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+                self._lines = len(lines)
+            else:
+                t = self.fleet.tally()
+                key = (self.fleet.step_no, self.fleet.link.up, t["bags"] // 10)
+                if key != self._last_plain:
+                    self._last_plain = key
+                    self.stream.write(
+                        f"fleet: {time.monotonic() - self.fleet.started:6.1f} s step "
+                        f"{self.fleet.step_no}/{self.fleet.step_count} {self.fleet.step_name}; "
+                        f"link {'up' if self.fleet.link.up else 'DOWN'}; bags {t['bags']}, "
+                        f"parcels {t['parcels']}, refused {t['refused_scans']}, "
+                        f"queued {t['queue']}\n"
+                    )
+            self.stream.flush()
+
+
+# --- the fleet --------------------------------------------------------------------------------
+
+
+class Fleet:
+    def __init__(
+        self,
+        gateway: str,
+        token: str,
+        scenario: dict,
+        state_root: Path,
+        devices: int | None = None,
+        heap: str | None = None,
+        broker: tuple[str, int] | None = None,
+    ):
+        self.gateway = gateway.rstrip("/")
+        self.token = token
+        self.plan = plan(scenario, devices)
+        self.state_root = state_root
+        self.heap = heap
+        self.broker = broker
+        self.lock = threading.Lock()
+        self.units: list[Unit] = []
+        self.workers: dict[str, Worker] = {}
+        self.link: Link | None = None
+        self.step_no = 0
+        self.step_count = len(scenario.get("day", []))
+        self.step_name = "starting"
+        self.started = time.monotonic()
+        self.stop_event = threading.Event()
+
+    def tally(self) -> dict:
+        devs = self.plan.devices
+        return {
+            "bags": sum(d.bags for d in devs),
+            "parcels": sum(d.parcels for d in devs),
+            "refused_scans": sum(d.refused for d in devs),
+            "queue": sum(d.depth or 0 for d in devs),
+        }
+
+    # start-up and shut-down
+
+    def start(self) -> None:
+        bundle.build(ROOT / "build" / "sim")  # once, before N processes race to do it
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        for dev in self.plan.devices:  # fresh flash: the gateway may be new
+            shutil.rmtree(self.state_root / dev.device_id, ignore_errors=True)
+            (self.state_root / f"{dev.device_id}.log").unlink(missing_ok=True)
+        answers = [
+            provision.register(self.gateway, self.token, d.device_id) for d in self.plan.devices
+        ]
+        # The broker the gateway hands out; the handhelds reach it through the link.
+        first = answers[0]["mqtt"]
+        self.link = Link(*(self.broker or (first["host"], int(first["port"])))).start()
+        seller_ids = [s["id"] for s in self.plan.scenario["sellers"]]
+        counters: dict[str, int] = {}
+        seed = int(self.plan.scenario.get("seed", 1))
+        for dev, answer in zip(self.plan.devices, answers, strict=True):
+            unit = Unit(dev, self.state_root / dev.device_id, self.heap)
+            unit.configure(answer, self.link)
+            unit.start(self.gateway, self.token)
+            self.units.append(unit)
+            counters[dev.site] = counters.get(dev.site, 0) + 1
+            seller_no = seller_ids.index(dev.site) + 1 if dev.site in seller_ids else 99
+            self.workers[dev.device_id] = Worker(unit, seller_no, counters[dev.site], seed)
+        for unit in self.units:
+            unit.connect()
+            unit.dev.step = "ready"
+            unit.poll()
+
+    def stop(self) -> None:
+        for unit in self.units:
+            unit.stop()
+        if self.link:
+            self.link.stop()
+
+    # the day
+
+    def _each(self, name: str, work, devices: list[Device] | None = None) -> None:
+        """Run work(worker) on every handheld of `devices` in parallel; raise the first error."""
+        errors: list[str] = []
+
+        def run(worker: Worker) -> None:
+            dev = worker.unit.dev
+            dev.step = name
+            try:
+                work(worker)
+                dev.step = "done " + name
+            except (ControlError, OSError) as err:
+                dev.error = f"{name}: {err}"
+                errors.append(f"{dev.device_id}: {dev.error}")
+
+        targets = devices if devices is not None else self.plan.devices
+        threads = [
+            threading.Thread(target=run, args=(self.workers[d.device_id],), daemon=True)
+            for d in targets
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise ControlError(f"step {name} failed on {len(errors)} handhelds: {errors[0]}")
+
+    def warehouses(self) -> list[Device]:
+        return [d for d in self.plan.devices if d.role == "warehouse"]
+
+    def run_step(self, step: dict) -> None:
+        kind = step["do"]
+        if kind == "bag":
+            self._each("bag", lambda w: w.bag(step), self.warehouses())
+        elif kind == "sync":
+            timeout = float(step.get("timeout", 60))
+            self._each("sync", lambda w: w.sync(timeout))
+        elif kind == "outage":
+            self.link.set_up(False)
+            until = time.monotonic() + float(step.get("seconds", 5))
+            try:
+                if "during" in step:
+                    self.run_step(step["during"])
+                self.stop_event.wait(max(0.0, until - time.monotonic()))
+            finally:
+                self.link.set_up(True)
+
+    def run_day(self) -> None:
+        for i, step in enumerate(self.plan.scenario.get("day", []), 1):
+            self.step_no, self.step_name = i, step.get("name") or step["do"]
+            self.run_step(step)
+        self.step_name = "final sync"
+        self._each("sync", lambda w: w.sync(60))
+        self.step_name = "done"
+
+    # the check
+
+    def api(self, path: str) -> dict:
+        req = urllib.request.Request(
+            self.gateway + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def gateway_bags(self) -> list[dict]:
+        bags, page = [], 1
+        while True:
+            answer = self.api(f"/api/bags?per_page=200&page={page}")
+            bags += answer["bags"]
+            if len(bags) >= answer["total"] or not answer["bags"]:
+                return bags
+            page += 1
+
+    def check(self) -> list[str]:
+        """Differences between the plan, the handhelds and the gateway; empty when all agree."""
+        problems = []
+        planned = self.plan.totals()
+        done = self.tally()
+        for key, want in planned.items():
+            if done[key] != want:
+                problems.append(f"handhelds did {key} {done[key]}, the scenario plans {want}")
+        closed = {bag: info for d in self.plan.devices for bag, info in d.closed.items()}
+        ours = {b["bag_no"]: b for b in self.gateway_bags() if b["device_id"] in self._ids()}
+        if len(ours) != planned["bags"]:
+            problems.append(f"gateway has {len(ours)} bags, the scenario plans {planned['bags']}")
+        for bag_no, info in closed.items():
+            got = ours.get(bag_no)
+            if got is None:
+                problems.append(f"bag {bag_no} is missing at the gateway")
+            elif got["parcel_count"] != len(info["parcels"]):
+                problems.append(
+                    f"bag {bag_no}: gateway has {got['parcel_count']} parcels, "
+                    f"the handheld bagged {len(info['parcels'])}"
+                )
+            elif abs((got["weight_g"] or 0) - info["grams"]) > 2:
+                problems.append(
+                    f"bag {bag_no}: gateway weight {got['weight_g']} g != {info['grams']} g"
+                )
+        parcels = sum(b["parcel_count"] for b in ours.values())
+        if parcels != planned["parcels"]:
+            problems.append(
+                f"gateway has {parcels} parcels, the scenario plans {planned['parcels']}"
+            )
+        want_status = self.plan.scenario.get("expect", {}).get("statuses")
+        if want_status and len(self.plan.devices) == self._default_size():
+            got_status: dict[str, int] = {}
+            for b in ours.values():
+                got_status[b["status"]] = got_status.get(b["status"], 0) + 1
+            if got_status != want_status:
+                problems.append(f"bag statuses {got_status}, the scenario expects {want_status}")
+        return problems
+
+    def _ids(self) -> set[str]:
+        return {d.device_id for d in self.plan.devices}
+
+    def _default_size(self) -> int:
+        s = self.plan.scenario
+        return (
+            sum(int(x.get("handhelds", 1)) for x in s["sellers"])
+            + len(s.get("couriers", []))
+            + len(s.get("hubs", []))
+        )
+
+    def summary(self) -> dict:
+        return {
+            "devices": len(self.plan.devices),
+            "seconds": round(time.monotonic() - self.started, 1),
+            **self.tally(),
+        }
+
+
+def run(fleet: Fleet, display: Display | None = None) -> list[str]:
+    """Start, run the day, check; always stops the handhelds. Returns the problems found."""
+    try:
+        fleet.start()
+        if display:
+            display.start()
+        fleet.run_day()
+        return fleet.check()
+    finally:
+        if display:
+            display.stop()
+        fleet.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/sim fleet", description=__doc__)
+    parser.add_argument("--gateway", required=True, help="gateway base URL")
+    parser.add_argument("--token", default=os.environ.get("BAGSCAN_API_TOKEN"))
+    parser.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
+    parser.add_argument("--devices", type=int, help="fleet size (default: the scenario's)")
+    parser.add_argument("--heap", help="MicroPython heap per handheld, e.g. 128K")
+    parser.add_argument("--state-dir", type=Path, help="the handhelds' flash (default: a temp dir)")
+    parser.add_argument("--plain", action="store_true", help="progress lines, not a table")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("--token (or BAGSCAN_API_TOKEN) is required")
+    state = args.state_dir or Path(tempfile.gettempdir()) / "bagscan-fleet"
+    try:
+        fleet = Fleet(args.gateway, args.token, load(args.scenario), state, args.devices, args.heap)
+    except ScenarioError as err:
+        print(f"fleet: {err}", file=sys.stderr)
+        return 2
+    display = Display(fleet, live=False if args.plain else None)
+    try:
+        problems = run(fleet, display)
+    except (ControlError, provision.ProvisionError, urllib.error.URLError, OSError) as err:
+        print(f"fleet: {err} (logs in {state})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(f"fleet: {json.dumps(fleet.summary())}")
+    for problem in problems:
+        print(f"fleet: MISMATCH {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("fleet: the gateway agrees with the scenario")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
