@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings.init_app(app)
     cli.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.pages)
     app.register_blueprint(admin.bp)
     return app
 
