@@ -1,15 +1,25 @@
 """Handhelds: provisioning (credentials and bag-number range), logins, status and config."""
 
+import base64
+import hashlib
+import hmac
 import json
+import os
 import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from firmware.app import wire
 from gateway.models import Device
+
+# Mosquitto 2's password hash (mosquitto_passwd, "$7$"): PBKDF2-HMAC-SHA512, 12-byte salt,
+# 101 iterations by default. Device passwords are 144-bit random tokens, so the iteration
+# count guards nothing and a cheap check keeps a fleet's reconnect storm cheap.
+MOSQUITTO_ITERATIONS = 101
+_SALT_BYTES = 12
 
 
 class ProvisionError(ValueError):
@@ -18,10 +28,36 @@ class ProvisionError(ValueError):
         self.field = field
 
 
+def mosquitto_hash(password: str, iterations: int = MOSQUITTO_ITERATIONS) -> str:
+    """A password hash in the format of Mosquitto 2's password_file ($7$)."""
+    salt = os.urandom(_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    """Check a password against a Mosquitto $7$ hash or (older rows) a werkzeug hash."""
+    if not stored:
+        return False
+    if stored.startswith("$7$"):
+        try:
+            _, _, iterations, salt, digest = stored.split("$")
+            expected = base64.b64decode(digest)
+            got = hashlib.pbkdf2_hmac(
+                "sha512", password.encode(), base64.b64decode(salt), int(iterations)
+            )
+        except ValueError:
+            return False
+        return hmac.compare_digest(got, expected)
+    return check_password_hash(stored, password)
+
+
 def provision(session: Session, device_id: str, range_size: int) -> tuple[Device, str]:
     """Create a device, or renew the password of an existing one; returns it and the password.
 
-    The password is shown once and only its hash is kept.
+    The password is shown once; only its hash is kept, in Mosquitto's format, so the broker's
+    password file can be written from the database at any time (gateway/mqtt_cli.py).
     """
     if not wire.device_id_ok(device_id):
         raise ProvisionError("device_id", "device_id must be 1-32 letters, digits, '-' or '_'")
@@ -38,13 +74,13 @@ def provision(session: Session, device_id: str, range_size: int) -> tuple[Device
             online=False,
         )
         session.add(device)
-    device.password_hash = generate_password_hash(password)
+    device.password_hash = mosquitto_hash(password)
     return device, password
 
 
 def check_login(session: Session, device_id: str, password: str) -> bool:
     device = session.get(Device, device_id) if wire.device_id_ok(device_id) else None
-    return device is not None and check_password_hash(device.password_hash, password)
+    return device is not None and check_password(device.password_hash, password)
 
 
 def config_payload(device: Device) -> bytes:
@@ -59,7 +95,19 @@ def config_payload(device: Device) -> bytes:
     ).encode()
 
 
-STATUS_FIELDS = {"online": bool, "fw": str, "battery_mv": int, "backlog": int, "wall": int}
+# The status a device publishes (retained; its last will is {"v":1,"online":false}).
+# boot/t/q: boot id, ticks and whether its clock is synced, so the gateway can anchor the
+# time of unsynced records of that boot (gateway/ledger.py occurred_at).
+STATUS_FIELDS = {
+    "online": bool,
+    "fw": str,
+    "battery_mv": int,
+    "backlog": int,
+    "wall": int,
+    "boot": int,
+    "t": int,
+    "q": int,
+}
 
 
 def status_error(body: object) -> str | None:
@@ -73,15 +121,22 @@ def status_error(body: object) -> str | None:
             return f"{name} must be {kind.__name__}"
     if not isinstance(body.get("online"), bool):
         return "online is required"
+    if isinstance(body.get("fw"), str) and not wire.text_ok(body["fw"]):
+        return "fw must be printable text of 1..64 characters"
+    for name in ("battery_mv", "backlog", "wall", "boot", "t"):
+        if name in body and not 0 <= body[name] <= 2**53:
+            return name + " out of range"
+    extra = set(body) - set(STATUS_FIELDS) - {"v"}
+    if extra:
+        return "unexpected fields"
     return None
 
 
-def record_status(session: Session, device_id: str, status: dict, now: datetime) -> None:
-    device = session.get(Device, device_id)
-    if device is None:
-        return
-    device.online = status["online"]
-    device.status = {k: status[k] for k in STATUS_FIELDS if k in status}
-    if status.get("wall"):
-        device.status["clock_skew_s"] = status["wall"] - int(now.timestamp())
-    device.last_seen = now
+def clock_off(device: Device) -> bool:
+    """True when the device's clock was more than ledger.CLOCK_SKEW_LIMIT_S off (admin page)."""
+    return bool((device.status or {}).get("clock_off"))
+
+
+def quarantined(device: Device) -> list[int]:
+    """Seqs of records the registry could not apply (newest last), for the admin page."""
+    return list((device.status or {}).get("quarantined") or [])

@@ -4,7 +4,9 @@ paho delivers messages on its network thread into a queue; one worker thread tak
 batches, stores every valid record in one transaction, and only after the commit publishes each
 device's cumulative acknowledgement and acknowledges the MQTT messages (manual_ack), so a crash
 before the commit makes the broker and the device send them again. Garbage is logged and
-counted, never stored and never fatal.
+counted, never stored and never fatal. Stored records are applied to the bag registry in each
+device's order (gateway/ledger.py): in the same transaction for a small batch, right behind
+the acknowledgements while a backlog drains.
 """
 
 import json
@@ -14,20 +16,24 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from flask import Flask
-from sqlalchemy.exc import SQLAlchemyError
 
 from firmware.app import wire
-from gateway import db, devices, ledger
+from gateway import db, devices
+from gateway.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 500  # messages per transaction
-BATCH_WAIT = 0.05  # seconds to wait for a batch to fill
+BATCH_MAX = 1000  # messages per transaction
+BATCH_WAIT = 0.02  # seconds to wait for a batch to fill
+INLINE_APPLY = 300  # records: up to this many are applied before the commit and the ack
+APPLY_BUSY = 100  # records applied between batches while messages keep coming
+APPLY_IDLE = 1000  # records applied per transaction when the inbox is empty
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
+STATS_EVERY = 60.0  # seconds between counter log lines
 
 
 class Ingest:
@@ -36,8 +42,10 @@ class Ingest:
         self.url = urlsplit(url)
         self.share_group = share_group
         self.stats: Counter[str] = Counter()
+        self.ledger = Ledger()
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
+        self._lagging: set[str] = set()
         self._worker = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -46,10 +54,14 @@ class Ingest:
             clean_session=False,  # keep our queue at the broker while we restart
             manual_ack=True,
         )
+        # MQTT 3.1.1 has no receive maximum: the broker's max_inflight_messages must be 0
+        # (deploy/mosquitto/bagscan.conf) or it stalls our batches (docs/deploy.md).
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         if self.url.username:
-            self.client.username_pw_set(self.url.username, self.url.password)
+            self.client.username_pw_set(
+                unquote(self.url.username), unquote(self.url.password or "")
+            )
         if self.url.scheme == "mqtts":
             self.client.tls_set()
         self.client.on_connect = self._on_connect
@@ -82,23 +94,46 @@ class Ingest:
         log.info("ingest connected to %s", self.url.netloc.rpartition("@")[2])
         client.subscribe([(self._topic(wire.EVENTS), 1), (self._topic(wire.STATUS), 1)])
 
+    # ---- the worker -------------------------------------------------------------------
+
     def _run(self) -> None:
+        self._find_lagging()
+        logged_at = time.monotonic()
         while not self._stop.is_set():
             try:
-                first = self._inbox.get(timeout=0.2)
-            except queue.Empty:
+                self._step()
+            except Exception:  # noqa: BLE001 - the worker must outlive any bug
+                log.exception("ingest step failed; retrying")
+                self._stop.wait(RETRY_WAIT)
+            if time.monotonic() - logged_at > STATS_EVERY:
+                logged_at = time.monotonic()
+                log.info("ingest counters: %s", dict(self.stats))
+
+    def _step(self) -> None:
+        try:
+            first = self._inbox.get(timeout=0.2 if not self._lagging else 0)
+        except queue.Empty:
+            if self._lagging:
+                self._apply(APPLY_IDLE)
+            return
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT
+        while len(batch) < BATCH_MAX:
+            try:
+                batch.append(self._inbox.get_nowait())
                 continue
-            batch = [first]
-            deadline = time.monotonic() + BATCH_WAIT
-            while len(batch) < BATCH_MAX:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(self._inbox.get(timeout=timeout))
-                except queue.Empty:
-                    break
-            self._process(batch)
+            except queue.Empty:
+                pass
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=timeout))
+            except queue.Empty:
+                break
+        self._process(batch)
+        if self._lagging:
+            self._apply(APPLY_BUSY)
 
     def _process(self, batch: list[mqtt.MQTTMessage]) -> None:
         records: dict[str, list[dict]] = {}
@@ -124,19 +159,31 @@ class Ingest:
         self.stats["messages"] += len(batch)
 
     def _decode(self, msg: mqtt.MQTTMessage) -> tuple[str, str, dict] | None:
-        parsed = wire.parse_topic(msg.topic)
+        """The device, kind and body of a valid message; None (logged, counted) otherwise.
+
+        The topic names the device; the broker's ACL (gateway/acl.py) lets only that
+        device's login publish there, so the topic is the authenticated device.
+        """
+        try:
+            parsed = wire.parse_topic(msg.topic)
+        except Exception:  # noqa: BLE001 - a topic paho cannot decode is garbage too
+            return self._reject(msg, "topic is not UTF-8")
         if parsed is None or parsed[1] not in (wire.EVENTS, wire.STATUS):
             return self._reject(msg, "topic is not a device's events or status")
         if len(msg.payload) > wire.MAX_MESSAGE:
             return self._reject(msg, f"payload over {wire.MAX_MESSAGE} bytes")
         try:
-            body = json.loads(msg.payload)
-        except (UnicodeDecodeError, ValueError):
+            # Decode first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+            body = json.loads(msg.payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return self._reject(msg, "payload is not UTF-8 JSON")
-        if parsed[1] == wire.EVENTS:
-            err = wire.events_error(body)
-        else:
-            err = devices.status_error(body)
+        try:
+            if parsed[1] == wire.EVENTS:
+                err = wire.events_error(body)
+            else:
+                err = devices.status_error(body)
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not stop the worker
+            err = f"validator failed: {type(exc).__name__}"
         if err:
             return self._reject(msg, err)
         return parsed[0], parsed[1], body
@@ -146,27 +193,51 @@ class Ingest:
         n = self.stats["rejected"]
         # Garbage may come by the thousand: log the first ones, then every thousandth.
         if n <= 20 or n % 1000 == 0:
-            log.warning("rejected message #%d on %r: %s", n, msg.topic[:80], why)
+            try:
+                topic = msg.topic[:80]
+            except Exception:  # noqa: BLE001
+                topic = "?"
+            log.warning("rejected message #%d on %r: %s", n, topic, why)
         return None
 
     def _commit(
         self, records: dict[str, list[dict]], statuses: dict[str, dict]
     ) -> dict[str, int] | None:
         """Store everything in one transaction, retrying while the database is away."""
-        now = datetime.now(UTC)
+        count = sum(len(r) for r in records.values())
         while True:
+            now = datetime.now(UTC)
             try:
-                acks = {}
                 with db.transaction(self.app) as session:
-                    # Devices in a fixed order, so concurrent gateways lock rows without deadlock.
-                    for device_id in sorted(records):
-                        recs = sorted(records[device_id], key=lambda r: r["s"])
-                        acks[device_id] = ledger.store(session, device_id, recs, now)
-                    for device_id, status in statuses.items():
-                        devices.record_status(session, device_id, status, now)
-                self.stats["records"] += sum(len(r) for r in records.values())
+                    acks = self.ledger.store(session, records, statuses, now)
+                    behind = set(records) | self._lagging
+                    if count <= INLINE_APPLY and not self._lagging:
+                        self.ledger.apply(session, behind)
+                        behind = self._still_behind(session, behind)
+                self._lagging |= behind
+                self.stats["records"] += count
                 return acks
-            except SQLAlchemyError:
+            except Exception:  # noqa: BLE001 - database away, or a bug: never drop the batch
+                self.ledger.forget()
                 log.exception("database write failed; retrying")
                 if self._stop.wait(RETRY_WAIT):
                     return None
+
+    def _apply(self, budget: int) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                self.ledger.apply(session, self._lagging, budget)
+                self._lagging = self._still_behind(session, self._lagging)
+        except Exception:  # noqa: BLE001 - retried on the next round
+            log.exception("applying records failed; retrying")
+            self._stop.wait(RETRY_WAIT)
+
+    def _still_behind(self, session, device_ids: set[str]) -> set[str]:
+        return set(self.ledger.lagging(session, device_ids)) if device_ids else set()
+
+    def _find_lagging(self) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                self._lagging = set(self.ledger.lagging(session))
+        except Exception:  # noqa: BLE001
+            log.exception("could not look for unapplied records")

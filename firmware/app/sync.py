@@ -112,6 +112,10 @@ class Sync:
             "battery_mv": self.board.battery_mv(),
             "backlog": self.journal.depth,
             "wall": clock.wall(),
+            # boot, ticks and synced let the gateway date this boot's unsynced records
+            "boot": self.handheld.boot,
+            "t": clock.ticks(),
+            "q": int(clock.synced),
         }
         await self.client.publish(self.status_topic, json.dumps(status).encode(), 1, True)
 
