@@ -3,7 +3,7 @@
 import click
 from flask import Flask, current_app
 
-from gateway import db, devices
+from gateway import db, devices, mqtt_cli
 
 
 @click.command("db-upgrade")
@@ -31,3 +31,4 @@ def add_device(device_id: str) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_upgrade)
     app.cli.add_command(add_device)
+    mqtt_cli.init_app(app)
