@@ -35,6 +35,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.cli import with_appcontext
 from sqlalchemy import ForeignKey, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -292,6 +293,7 @@ def logout():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
