@@ -121,15 +121,44 @@ TOOLS_LIB = ROOT / "tools" / "lib"
 sys.path.insert(0, str(TOOLS_LIB))
 
 
+# The suite runs on SQLite, and again on PostgreSQL with BAGSCAN_TEST_DB=postgresql
+# (tools/test does both). Each test gets a database of its own.
+TEST_DB = os.environ.get("BAGSCAN_TEST_DB", "sqlite")
+PG_SERVER = os.environ.get("BAGSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    if TEST_DB == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bagscan.sqlite'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = "bagscan_test_" + os.urandom(6).hex()
+    server = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{PG_SERVER}/{name}"
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server.dispose()
+
+
 class Gateway:
     """A bagscan-gateway process on free ports: embedded broker, or mqtt_url given."""
 
-    def __init__(self, tmp: Path, mqtt_url: str = "", extra_env: dict | None = None):
+    def __init__(
+        self,
+        tmp: Path,
+        mqtt_url: str = "",
+        extra_env: dict | None = None,
+        db_url: str | None = None,
+    ):
         self.http_port = free_port()
         self.mqtt_port = free_port()
         self.token = "test-token-" + os.urandom(4).hex()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        self.db_url = f"sqlite:///{tmp / 'gateway.sqlite'}"
+        self.db_url = db_url or f"sqlite:///{tmp / 'gateway.sqlite'}"
         self.log = tmp / "gateway.log"
         self.env = dict(
             os.environ,
@@ -175,8 +204,8 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(tmp_path):
-    gw = Gateway(tmp_path).start()
+def gateway(tmp_path, database_url):
+    gw = Gateway(tmp_path, db_url=database_url).start()
     yield gw
     gw.stop()
 

@@ -1,7 +1,5 @@
 """A scan on a simulated handheld reaches the gateway's API and admin page (issue 2)."""
 
-import urllib.request
-
 from conftest import Gateway
 
 
@@ -30,15 +28,14 @@ def test_scan_reaches_gateway_through_embedded_broker(gateway, handhelds):
     parcels = ["LZ000000001CN", "LZ000000002CN", "LZ000000003CN"]
     bag_no = bag_a_few_parcels(sim.control, parcels, 4200)
     check_bag_arrived(gateway, sim.control, bag_no, parcels, 4200)
-    with urllib.request.urlopen(gateway.url + "/") as page:
-        assert bag_no in page.read().decode()
 
 
-def test_scan_reaches_gateway_through_mosquitto(tmp_path, mosquitto, handhelds):
+def test_scan_reaches_gateway_through_mosquitto(tmp_path, mosquitto, handhelds, database_url):
     gw = Gateway(
         tmp_path,
         mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
         extra_env={"BAGSCAN_DEVICE_MQTT_PORT": str(mosquitto.port)},
+        db_url=database_url,
     ).start()
     try:
         sim = handhelds(gw, "hh-mosquitto")
