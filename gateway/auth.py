@@ -209,7 +209,10 @@ def login_required(role: str = "viewer") -> Callable:
         def wrapped(*args: Any, **kwargs: Any):
             user = current_user()
             if user is None:
-                if request.method == "GET" and not request.accept_mimetypes.accept_json:
+                # A page goes to the login form; the live stream just ends (EventSource
+                # retries, and the page it belongs to will go to the login form itself).
+                stream = "text/event-stream" in request.headers.get("Accept", "")
+                if request.method == "GET" and not stream:
                     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
                 abort(401)
             if not has_role(user, role):

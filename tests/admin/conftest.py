@@ -1,14 +1,10 @@
-"""Fixtures for the admin page: an app on a fresh database, a logged-in client, a browser."""
-
-import re
-from datetime import UTC, datetime
+"""Fixtures for the admin page: an app on a fresh database, a logged-in client, a gateway
+process with a known admin login."""
 
 import pytest
+from adminpage import ADMIN_PASSWORD, log_in
 
 from gateway import create_app, db
-
-ADMIN_PASSWORD = "admin-pass-1"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -20,17 +16,6 @@ def app(tmp_path):
     db.upgrade(url)
     yield app
     app.extensions["bagscan.engine"].dispose()
-
-
-def csrf_of(page_text: str) -> str:
-    return CSRF_RE.search(page_text).group(1)
-
-
-def log_in(client, username="admin", password=ADMIN_PASSWORD):
-    token = csrf_of(client.get("/login").text)
-    return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
 
 
 @pytest.fixture
@@ -46,5 +31,8 @@ def dbs(app):
         yield s
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+@pytest.fixture
+def admin_gateway(monkeypatch, request):
+    """The shared `gateway` fixture, started with BAGSCAN_ADMIN_PASSWORD set."""
+    monkeypatch.setenv("BAGSCAN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    return request.getfixturevalue("gateway")

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from conftest import ADMIN_PASSWORD, csrf_of, log_in, now
+from adminpage import ADMIN_PASSWORD, csrf_of, log_in, now
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import csrf_of, now
+from adminpage import csrf_of, now
 
 from gateway import i18n
 from gateway.admin import csv_cell, queries
