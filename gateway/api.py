@@ -152,6 +152,12 @@ def openapi():
     return jsonify(DOCUMENT)
 
 
+@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(_rest: str):
+    """Unknown /api paths answer in JSON too (the app's own 404 page is HTML)."""
+    raise ApiError(404, "NOT_FOUND", f"no API endpoint {request.path}")
+
+
 # --- bags ---------------------------------------------------------------------------------
 
 

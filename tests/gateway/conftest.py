@@ -1,6 +1,7 @@
 """Gateway fixtures: an app on a fresh migrated SQLite, an API client, handhelds that send records."""
 
 import itertools
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -13,10 +14,19 @@ TOKEN = "test-token"
 SECRET = "test-secret-0123456789"
 
 
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory):
+    """One SQLite file at the newest migration; each test gets a copy (migrating is slow)."""
+    path = tmp_path_factory.mktemp("template") / "gateway.sqlite"
+    db.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def app(tmp_path):
-    url = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    db.upgrade(url)
+def app(tmp_path, migrated_db):
+    path = tmp_path / "gateway.sqlite"
+    shutil.copyfile(migrated_db, path)
+    url = f"sqlite:///{path}"
     app = create_app(
         {
             "TESTING": True,
