@@ -291,7 +291,7 @@ class Bagging:
         if trk is None or not self.hh.journal_ok("parcel_remove", bag=self.bag, trk=trk):
             return
         self._remove(trk)
-        self._show("removed " + trk, "warn")
+        self._show("-" + trk, "warn")  # minus: taken out
 
     def _close(self):
         hh = self.hh

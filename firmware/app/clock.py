@@ -2,10 +2,15 @@
 # device just before the 2^30 ms wrap of time.ticks_ms() (BAGSCAN_TICKS_START on the host).
 import time
 
+from micropython import const
+
 # MicroPython ports count seconds from 2000-01-01 (ESP32) or 1970-01-01 (unix).
 _EPOCH_SHIFT = 946684800 if time.gmtime(0)[0] == 2000 else 0
 # China time (domain.md, "Time zone"): the pickup date on a handover receipt is a local date.
 _SELLER_ZONE_S = 8 * 3600
+# time.ticks_ms() wraps at 2^30 on the ESP32 (wire.TICKS_PERIOD) but at 2^62 on the 64-bit
+# unix port: ticks() wraps at 2^30 everywhere, so records look the same on both.
+_TICKS_MASK = const(0x3FFFFFFF)
 _tick_offset = 0
 _wall_correction = 0
 synced = False  # True once the gateway told us its time
@@ -18,11 +23,17 @@ def set_tick_offset(ms):
 
 def start_ticks_at(value):
     """Make ticks() read value now (tests: start just before the 2^30 ms wrap)."""
-    set_tick_offset(time.ticks_diff(value, time.ticks_ms()))
+    set_tick_offset(value - time.ticks_ms())
 
 
 def ticks():
-    return time.ticks_add(time.ticks_ms(), _tick_offset)
+    """Milliseconds, wrapping at 2^30; compare two with ticks_diff()."""
+    return (time.ticks_ms() + _tick_offset) & _TICKS_MASK
+
+
+def ticks_diff(a, b):
+    """a - b for ticks() values less than 2^29 ms apart, across the wrap."""
+    return ((a - b + 0x20000000) & _TICKS_MASK) - 0x20000000
 
 
 def wall():

@@ -1,6 +1,7 @@
 # The simulated handheld: the real drivers over simulated parts, driven from a control channel
 # on 127.0.0.1 (docs/simulator.md). Same attributes as hal/esp32.Board.
 import asyncio
+import gc
 import json
 import os
 import random
@@ -113,6 +114,7 @@ class Board:
         if not self.scale.calibrated:
             self.scale.set_calibration(_COUNTS_PER_GRAM, "sim-factory", _ZERO_COUNTS)
         self._key_level = {}
+        self._press_lock = asyncio.Lock()
         pins = {}
         for name in KEY_NAMES:
             self._key_level[name] = 1
@@ -203,6 +205,9 @@ class Board:
             state["screen"] = self.display.lines
             state["led"] = self.led_mode
             return state
+        elif verb == "mem":
+            gc.collect()
+            return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free()}
         elif verb == "screenshot" and arg:
             self.save_screen(arg)
             return {"screen": self.display.lines, "saved": arg}
@@ -211,9 +216,13 @@ class Board:
         return None
 
     async def _press(self, name):
-        self._key_level[name] = 0
-        await asyncio.sleep_ms(_KEY_HOLD_MS)
-        self._key_level[name] = 1
+        # Presses queue up one after another, released as long as held: "key cancel" twice
+        # in a row is two presses, never one long one.
+        async with self._press_lock:
+            self._key_level[name] = 0
+            await asyncio.sleep_ms(_KEY_HOLD_MS)
+            self._key_level[name] = 1
+            await asyncio.sleep_ms(_KEY_HOLD_MS)
 
     def save_screen(self, path):
         """The frame buffer as a PBM image (white pixels lit)."""

@@ -1,9 +1,15 @@
 """A client for a simulated handheld's control channel (docs/simulator.md)."""
 
 import json
+import os
 import socket
+import struct
+import subprocess
+import sys
 import time
+import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 
 class ControlError(AssertionError):
@@ -91,3 +97,89 @@ class Handheld:
                 return st
             time.sleep(0.1)
         raise ControlError(f"journal not drained: {st}")
+
+
+# --- a handheld without a gateway: the firmware with a hand-written config.json -------------
+
+JOURNAL_MAGIC = 0x4A42  # docs/journal.md, "Frame"
+JOURNAL_HEADER = struct.Struct("<HHII")
+
+
+def read_journal(directory: Path) -> list[dict]:
+    """The records of a handheld's journal (docs/journal.md), decoded in CPython.
+
+    Valid frames only, segment by segment, stopping at the first bad frame of a segment as
+    the firmware's recovery does; each record's "s" is its seq.
+    """
+    records = []
+    for seg in sorted(Path(directory).glob("*.jnl")):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + JOURNAL_HEADER.size <= len(data):
+            magic, n, seq, crc = JOURNAL_HEADER.unpack_from(data, pos)
+            end = pos + JOURNAL_HEADER.size + n
+            if magic != JOURNAL_MAGIC or end > len(data):
+                break
+            payload = data[pos + JOURNAL_HEADER.size : end]
+            if zlib.crc32(payload, zlib.crc32(data[pos : pos + 8])) != crc:
+                break
+            rec = json.loads(payload)
+            if rec.get("s") != seq:
+                break
+            records.append(rec)
+            pos = end
+    return records
+
+
+class LocalHandheld:
+    """tools/sim's firmware run directly: state_dir/config.json written from `config`
+    (device_id, mqtt, bag_range and any config-message keys), no provisioning, no broker
+    needed (the MQTT client keeps retrying). start() again after kill() is a reboot."""
+
+    def __init__(self, state_dir: Path, config: dict, heap: str = "100K", env: dict | None = None):
+        import bundle  # tools/lib
+
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "config.json").write_text(json.dumps(config))
+        self.heap = heap
+        self.env = env or {}
+        self.firmware = bundle.build(bundle.ROOT / "build" / "sim")
+        self.proc: subprocess.Popen | None = None
+        self.control: Handheld | None = None
+        self.log = self.state_dir.parent / (self.state_dir.name + ".log")
+
+    def start(self) -> "Handheld":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(
+            os.environ,
+            BAGSCAN_STATE_DIR=str(self.state_dir),
+            BAGSCAN_CONTROL_PORT=str(port),
+            MICROPYPATH=f"{self.firmware}:.frozen",
+            **self.env,
+        )
+        exe = str(Path(sys.executable).with_name("micropython"))
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [exe, "-X", f"heapsize={self.heap}", str(self.firmware / "main.py")],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.control = Handheld(port)
+        self.control.state()  # the firmware has booted and recovered
+        return self.control
+
+    def kill(self) -> None:
+        """A power cut: SIGKILL, nothing flushed that was not flushed already."""
+        if self.control:
+            self.control.close()
+            self.control = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def journal(self) -> list[dict]:
+        return read_journal(self.state_dir / "journal")
