@@ -4,6 +4,8 @@ The handheld runs without a gateway: its config.json carries the parcel cache th
 would push (docs/firmware.md, "Config"), and the MQTT client keeps retrying a closed port.
 """
 
+import time
+
 import pytest
 from conftest import free_port
 from control import LocalHandheld
@@ -217,8 +219,6 @@ def test_records_carry_boot_ticks_and_wall_across_the_tick_wrap(device):
     period = 2**30
     hh = device(env={"BAGSCAN_TICKS_START": str(period - 1500)})
     ctl = hh.control
-    import time
-
     deadline = time.monotonic() + 3.0
     i = 0
     while time.monotonic() < deadline:
@@ -230,7 +230,10 @@ def test_records_carry_boot_ticks_and_wall_across_the_tick_wrap(device):
     assert all(0 <= t < period for t in ticks)
     assert ticks[0] > period - 2000 and ticks[-1] < 2000  # wrapped
     # ticks_diff semantics: consecutive records are a few ms apart, never "negative".
-    diffs = [((b - a + period // 2) % period) - period // 2 for a, b in zip(ticks, ticks[1:])]
+    diffs = [
+        ((b - a + period // 2) % period) - period // 2
+        for a, b in zip(ticks[:-1], ticks[1:], strict=True)
+    ]
     assert all(0 <= d < 1000 for d in diffs)
     assert {r["b"] for r in recs} == {1}
     assert all(r["w"] > 1_700_000_000 and r["q"] == 0 for r in recs)
