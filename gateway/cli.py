@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from gateway import bags, db, device_config, devices, drivers, mqtt_cli, parcels, settings
 from gateway.models import Account, Address
 
 
 @click.command("db-upgrade")
+@with_appcontext
 def db_upgrade() -> None:
     """Apply every pending database migration."""
     db.upgrade(current_app.config["DATABASE_URL"])
@@ -21,6 +23,7 @@ def db_upgrade() -> None:
 
 
 @click.command("add-device")
+@with_appcontext
 @click.argument("device_id")
 @click.option("--role", type=click.Choice(["seller", "hub"]), default=None)
 @click.option("--account", "account_id", type=int, default=None, help="Account id to bind.")
@@ -55,6 +58,7 @@ def add_device(
 
 
 @click.command("add-driver")
+@with_appcontext
 @click.argument("driver_id")
 @click.option("--name", required=True)
 @click.option("--badge", default="")
@@ -70,6 +74,7 @@ def add_driver(driver_id: str, name: str, badge: str, pin: str) -> None:
 
 
 @click.command("import-parcels")
+@with_appcontext
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 def import_parcels(csv_file) -> None:
     """Import parcels from a CSV with the header tracking_no,seller_id,status,hub,sea_big_item.
@@ -90,6 +95,7 @@ def import_parcels(csv_file) -> None:
 
 
 @click.command("close-stale-bags")
+@with_appcontext
 def close_stale_bags() -> None:
     """Close bags not picked up within CLOSE_AFTER_HOURS (run it hourly, e.g. from cron)."""
     with db.transaction(current_app) as session:
@@ -98,6 +104,7 @@ def close_stale_bags() -> None:
 
 
 @click.command("device-config")
+@with_appcontext
 @click.argument("device_id")
 def show_device_config(device_id: str) -> None:
     """Print the retained config a device gets (for checking its size and content)."""
