@@ -8,8 +8,8 @@ from gateway import create_app, db
 
 
 @pytest.fixture
-def app(tmp_path):
-    url = f"sqlite:///{tmp_path / 'admin.sqlite'}"
+def app(database_url):
+    url = database_url
     app = create_app(
         {"DATABASE_URL": url, "SECRET_KEY": "test-secret", "ADMIN_PASSWORD": ADMIN_PASSWORD}
     )
