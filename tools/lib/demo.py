@@ -90,6 +90,8 @@ def main() -> None:
     http_port = pick_port(args.http_port, "HTTP")
     env = dict(os.environ)
     env.setdefault("BAGSCAN_API_TOKEN", secrets.token_urlsafe(16))
+    # The gateway creates the user admin with this password if it does not exist yet.
+    env.setdefault("BAGSCAN_ADMIN_PASSWORD", secrets.token_urlsafe(9))
     if "BAGSCAN_DATABASE_URL" not in env:
         # A fresh database each run, so the handhelds' fresh flash matches it.
         db = INSTANCE / "demo.sqlite"
@@ -135,6 +137,7 @@ def main() -> None:
             workers.append(worker)
 
         print(f"\nbagscan is running: admin page {gateway_url}/")
+        print(f"login: admin / {env['BAGSCAN_ADMIN_PASSWORD']}")
         print(f"JSON API: {gateway_url}/api/bags  (Authorization: Bearer {token})")
         print("Ctrl-C stops everything.\n")
         deadline = time.monotonic() + args.duration if args.duration else None
