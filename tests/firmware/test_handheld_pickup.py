@@ -1,7 +1,7 @@
 """Courier pickup and hub arrival on the real firmware, through the control channel."""
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from test_handheld_bagging import device  # noqa: F401 - the fixture
@@ -116,8 +116,6 @@ def test_handover_is_signed_and_verifies_with_the_gateway(pickup_device):
     assert verify_driver_signature(fields, handover["sig"], DRIVER_KEY)
     assert not verify_driver_signature(fields, handover["sig"], bytes(32))
     # The pickup date is the seller's (UTC+8) date of the handover.
-    from datetime import UTC, datetime, timedelta
-
     local = datetime.fromtimestamp(handover["w"], UTC) + timedelta(hours=8)
     assert handover["date"] == local.date().isoformat()
     assert ctl.state()["step"] == "badge"  # signed out after the handover
@@ -148,6 +146,6 @@ def test_hub_arrival_compares_with_the_bagging_weight(device, grams, verdict):  
     ctl.key("ok")
     event = next_beep(ctl)
     assert event["screen"][1] == ("RECEIVED" if verdict else "EXCEPTION")
-    assert event["screen"][2] == "%+d g" % (grams - 12_000)
+    assert event["screen"][2] == f"{grams - 12_000:+d} g"
     (arrive,) = [r for r in hh.journal() if r["k"] == "arrive"]
     assert arrive == {**arrive, "bag": "BS0000000007", "g": grams, "ok": verdict}
