@@ -20,7 +20,7 @@ from firmware.app import wire
 def record(seq: int, kind: str = "parcel", boot: int = 1, **fields) -> dict:
     """A valid record; parcel records get a bag and a tracking number from seq."""
     if kind == "parcel" and not fields:
-        fields = {"bag": wire.bag_number(1 + (seq - 1) // 300), "trk": "LZ%09dCN" % seq}
+        fields = {"bag": wire.bag_number(1 + (seq - 1) // 300), "trk": f"LZ{seq:09d}CN"}
     now = int(time.time())
     return {
         "s": seq,

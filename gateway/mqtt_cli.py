@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,7 @@ def _write(path: Path, text: str, mode: int) -> None:
     envvar="BAGSCAN_MQTT_GATEWAY_PASSWORD",
     help="the service account's password (default: the one in BAGSCAN_MQTT_URL)",
 )
+@with_appcontext
 def mqtt_files(passwd_path: str, acl_path: str, gateway_password: str | None) -> None:
     """Write Mosquitto's password_file and acl_file for all devices and the gateway."""
     if not gateway_password:
