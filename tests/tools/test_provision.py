@@ -52,13 +52,26 @@ def test_a_ca_turns_tls_on_and_flash_takes_it_onto_the_device(gateway, tmp_path,
     assert (stage / "data" / "ca.pem").read_bytes() == ca.read_bytes()
 
 
-def test_reprovisioning_renews_the_password_and_keeps_the_bag_range(gateway, tmp_path):
+def test_reprovisioning_needs_replace_and_keeps_the_bag_range(gateway, tmp_path, capsys):
     _, first = run(gateway, tmp_path, "--broker-host", "gw.example")
     before = json.loads(first.read_text())
-    _, again = run(gateway, tmp_path, "--broker-host", "gw.example")
+    rc, _ = run(gateway, tmp_path, "--broker-host", "gw.example")
+    assert rc == 1 and "DEVICE_EXISTS" in capsys.readouterr().err
+    assert json.loads(first.read_text()) == before  # the old config is left alone
+    rc, again = run(gateway, tmp_path, "--broker-host", "gw.example", "--replace")
+    assert rc == 0
     after = json.loads(again.read_text())
     assert after["bag_range"] == before["bag_range"]
     assert after["mqtt"]["password"] != before["mqtt"]["password"]
+
+
+def test_a_hub_handheld_is_registered_with_its_role(gateway, tmp_path):
+    rc, _ = run(gateway, tmp_path, "--broker-host", "gw.example", "--role", "hub",
+                device_id="hub-1")  # fmt: skip
+    assert rc == 0
+    status, body = gateway.api("GET", "/api/devices")
+    assert status == 200
+    assert {d["device_id"]: d["role"] for d in body["devices"]}["hub-1"] == "hub"
 
 
 def test_a_wrong_token_or_id_is_reported(gateway, tmp_path, capsys):

@@ -12,16 +12,30 @@ from pathlib import Path
 
 
 class ProvisionError(Exception):
-    pass
+    def __init__(self, message: str, exists: bool = False):
+        super().__init__(message)
+        self.exists = exists  # the device id is registered already
 
 
-def register(gateway: str, token: str, device_id: str, timeout: float = 30) -> dict:
+def register(
+    gateway: str,
+    token: str,
+    device_id: str,
+    replace: bool = False,
+    timeout: float = 30,
+    **binding: object,
+) -> dict:
     """POST /api/devices: the device's MQTT credentials, the broker and its bag-number range.
 
-    An existing id gets a new password (the old one stops working) and keeps its range."""
+    An existing id is refused (DEVICE_EXISTS) unless replace: then it gets a new password
+    (the old one stops working) and keeps its range. binding: role, account_id,
+    pickup_address_id (docs/api.md)."""
+    body = {"device_id": device_id, **binding}
+    if replace:
+        body["replace"] = True
     req = urllib.request.Request(
         gateway.rstrip("/") + "/api/devices",
-        data=json.dumps({"device_id": device_id}).encode(),
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
@@ -35,7 +49,10 @@ def register(gateway: str, token: str, device_id: str, timeout: float = 30) -> d
             detail = f"{error['code']}: {error['message']}"
         except (ValueError, KeyError, TypeError):
             detail = body[:200]
-        raise ProvisionError(f"the gateway refused {device_id!r} ({err.code} {detail})") from None
+        exists = err.code == 409 and "DEVICE_EXISTS" in detail
+        raise ProvisionError(
+            f"the gateway refused {device_id!r} ({err.code} {detail})", exists=exists
+        ) from None
     except OSError as err:
         raise ProvisionError(f"cannot reach the gateway at {gateway}: {err}") from None
 
@@ -108,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker-port", type=int)
     parser.add_argument("--ca", type=Path, help="CA certificate (PEM/DER) of the broker: TLS")
     parser.add_argument("--tls", action="store_true", help="TLS without pinning a CA")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="re-provision an existing id: new password, same bag range",
+    )
+    parser.add_argument("--role", choices=("seller", "hub"), help="where the handheld works")
+    parser.add_argument("--account-id", type=int, help="the seller account it bags for")
+    parser.add_argument("--pickup-address-id", type=int, help="that account's pickup address")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("--token (or BAGSCAN_API_TOKEN) is required")
@@ -115,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         wifi = [parse_wifi(spec) for spec in args.wifi]
         if args.ca and not args.ca.is_file():
             raise ProvisionError(f"--ca {args.ca}: no such file")
-        answer = register(args.gateway, args.token, args.device_id)
+        binding = {
+            key: value
+            for key in ("role", "account_id", "pickup_address_id")
+            if (value := getattr(args, key)) is not None
+        }
+        answer = register(args.gateway, args.token, args.device_id, args.replace, **binding)
         cfg = device_config(answer, wifi, args.broker_host, args.broker_port, args.ca, args.tls)
     except ProvisionError as err:
         print(f"provision: {err}", file=sys.stderr)
