@@ -80,8 +80,13 @@ async def start(board):
         clock.start_ticks_at(ticks_start)
     settings = load_settings(board.storage)
     boot = next_boot(board.storage)
+    # Collections between the start-up steps keep the long-lived objects packed together,
+    # so the heap does not fragment around the garbage of recovery (~100 KB heaps).
+    gc.collect()
     journal = Journal(board.storage + "/journal")
+    gc.collect()
     handheld = Handheld(Ui(board), journal, settings, boot, board.storage)
+    gc.collect()
     client = MQTTClient(Sync.client_config(settings, FIRMWARE_VERSION))
     sync = Sync(client, journal, settings, handheld, FIRMWARE_VERSION, board)
     board.state_provider = lambda: dict(handheld.state(), connected=client.connected)
@@ -96,6 +101,7 @@ async def start(board):
 
 
 def run():
+    gc.collect()
     board = make_board()
     try:
         asyncio.run(start(board))
