@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import ROOT, free_port
+from harness import ROOT, free_port
 
 
 def api_bags(port: int, token: str) -> list[dict]:

@@ -1,6 +1,6 @@
 """A scan on a simulated handheld reaches the gateway's API and admin page (issue 2)."""
 
-from conftest import Gateway
+from harness import Gateway
 
 
 def bag_a_few_parcels(hh, parcels, grams):
