@@ -1,0 +1,152 @@
+"""tools/sim fleet: 20 simulated handhelds run the scenario's day against a real gateway, and
+the gateway's bags match the scenario's totals exactly (docs/tools.md, "Scenarios")."""
+
+import io
+import json
+import socket
+import time
+
+import fleet
+import pytest
+
+
+def scenario() -> dict:
+    return fleet.load(fleet.DEFAULT_SCENARIO)
+
+
+def test_the_default_day_plans_twenty_handhelds_and_its_stated_totals():
+    day = fleet.plan(scenario())
+    roles = [d.role for d in day.devices]
+    assert len(day.devices) == 20
+    assert roles.count("seller") == 18 and roles.count("hub") == 2
+    assert day.totals() == {k: scenario()["expect"][k] for k in day.totals()}
+    assert len({d.device_id for d in day.devices}) == 20
+
+
+def test_a_fleet_size_spreads_the_warehouse_handhelds_over_the_sellers():
+    with pytest.raises(fleet.ScenarioError, match="fewer than one per seller"):
+        fleet.plan(scenario(), devices=5)  # 2 for hubs leave 3 for 4 sellers
+    day = fleet.plan(scenario(), devices=8)
+    sites = [d.site for d in day.devices if d.role == "seller"]
+    assert sites == ["SZ-GADGETS", "SZ-GADGETS", "SZ-HOME", "SZ-HOME", "DG-TOYS", "GZ-FASHION"]
+    assert day.bags == 6 * 3
+    assert day.totals()["statuses"] == {"pickup_failed": 1, "received": 16, "received_exception": 1}
+
+
+def test_a_scenario_whose_expectations_disagree_with_its_day_is_refused():
+    bad = scenario()
+    bad["expect"]["bags"] = 47
+    with pytest.raises(fleet.ScenarioError, match="disagrees"):
+        fleet.plan(bad)
+    bad = scenario()
+    bad["day"].append({"do": "dance"})
+    with pytest.raises(fleet.ScenarioError, match="unknown step 'dance'"):
+        fleet.plan(bad)
+
+
+def test_an_outage_on_the_link_cuts_connections_and_refuses_new_ones():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        link = fleet.Link("127.0.0.1", server.getsockname()[1]).start()
+        try:
+            client = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+            peer, _ = server.accept()
+            client.sendall(b"CONNECT")
+            assert peer.recv(16) == b"CONNECT"
+            link.set_up(False)
+            client.settimeout(5)
+            assert client.recv(16) == b""  # cut
+            late = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+            late.settimeout(5)
+            assert late.recv(16) == b""  # refused while down
+            link.set_up(True)
+            time.sleep(0.1)
+            again = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+            peer2, _ = server.accept()
+            again.sendall(b"BACK")
+            assert peer2.recv(16) == b"BACK"
+            for s in (client, peer, late, again, peer2):
+                s.close()
+        finally:
+            link.stop()
+
+
+def bagging_day() -> dict:
+    """The scenario's morning: bagging, the Wi-Fi outage, back online; no pickups yet."""
+    day = scenario()
+    day["day"] = [s for s in day["day"] if s["do"] in ("bag", "outage")] + [{"do": "sync"}]
+    day["expect"] = {
+        "bags": 54,
+        "parcels": 324,
+        "refused_scans": 36,
+        "statuses": {"awaiting_pickup": 54},
+    }
+    return day
+
+
+def bag_statuses(gateway) -> dict:
+    status, page = gateway.api("GET", "/api/bags?per_page=200")
+    assert status == 200
+    out: dict = {}
+    for b in page["bags"]:
+        if b["device_id"].startswith("day-"):
+            out[b["status"]] = out.get(b["status"], 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_twenty_handhelds_bag_through_an_outage_and_the_gateway_matches_exactly(gateway, tmp_path):
+    day = fleet.Fleet(gateway.url, gateway.token, bagging_day(), tmp_path / "fleet")
+    out = io.StringIO()
+    started = time.monotonic()
+    problems = fleet.run(day, fleet.Display(day, out, live=False))
+    assert problems == []
+    assert time.monotonic() - started < 90
+    assert len(day.plan.devices) == 20
+    # The gateway, asked directly: every planned bag and status, nothing more.
+    assert bag_statuses(gateway) == {"awaiting_pickup": 54}
+    assert day.tally()["refused_scans"] == 36
+    # The handhelds were offline for part of the day, and the display said so.
+    log = out.getvalue()
+    assert "link DOWN" in log and "step 3/3 sync" in log
+    assert all(u.proc.poll() is not None for u in day.units), "no handheld left running"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="firmware and gateway disagree (issue 7 report): a bag refused after its pickup "
+    "scan stays picked_up at the gateway (lifecycle refuses picked_up -> pickup_failed), and "
+    "handover signatures do not verify: the device config lists stores by id only, the "
+    "handheld signs with an empty seller name, the gateway tries the name and the id",
+    strict=False,
+)
+def test_twenty_handhelds_run_the_whole_day_and_the_gateway_matches_exactly(gateway, tmp_path):
+    day = fleet.Fleet(gateway.url, gateway.token, scenario(), tmp_path / "fleet")
+    problems = fleet.run(day, fleet.Display(day, io.StringIO(), live=False))
+    assert problems == []
+    expect = scenario()["expect"]
+    assert bag_statuses(gateway) == expect["statuses"]
+    assert len(day.handovers) == expect["handovers"]
+    assert sum(h["receipt"] is not None for h in day.handovers) == expect["receipts"]
+
+
+def test_the_refusal_reasons_are_the_firmwares():
+    from firmware.app import wire
+
+    assert fleet.REFUSE_REASONS == wire.REFUSE_REASONS
+
+
+def test_the_live_table_redraws_in_place(tmp_path):
+    day = fleet.Fleet("http://127.0.0.1:1", "t", scenario(), tmp_path)
+    day.link = fleet.Link("127.0.0.1", 1)  # not started: only read by the table
+    out = io.StringIO()
+    display = fleet.Display(day, out, live=True)
+    display.draw()
+    day.plan.devices[0].bags = 2
+    display.draw()
+    text = out.getvalue()
+    assert (
+        text.count("\x1b[23F") == 1
+    )  # 20 handhelds, 2 header lines, 1 total  # the second frame moves up over the first
+    assert "day-sz-gadgets-1" in text and json.dumps(day.summary())
