@@ -16,6 +16,11 @@ _wall_correction = 0
 synced = False  # True once the gateway told us its time
 
 
+def _now():
+    # ticks_ms() as a plain int, modulo the port's period (2^30 on the ESP32, 2^62 on unix).
+    return time.ticks_diff(time.ticks_ms(), 0)
+
+
 def set_tick_offset(ms):
     global _tick_offset
     _tick_offset = ms
@@ -23,12 +28,12 @@ def set_tick_offset(ms):
 
 def start_ticks_at(value):
     """Make ticks() read value now (tests: start just before the 2^30 ms wrap)."""
-    set_tick_offset(value - time.ticks_ms())
+    set_tick_offset(value - _now())
 
 
 def ticks():
     """Milliseconds, wrapping at 2^30; compare two with ticks_diff()."""
-    return (time.ticks_ms() + _tick_offset) & _TICKS_MASK
+    return (_now() + _tick_offset) & _TICKS_MASK
 
 
 def ticks_diff(a, b):

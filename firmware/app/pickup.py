@@ -21,8 +21,8 @@ class Pickup:
 
     def _sign_out(self):
         self.step = "badge"  # badge -> pin -> bags (-> refuse -> bags) -> badge
-        self.driver = None
-        self.key = None  # the unwrapped signing key: in RAM only while signed in
+        self.driver = {}  # the config entry of the driver signing in, {} when nobody is
+        self.key = b""  # the unwrapped signing key: in RAM only while signed in
         self.pin = ""
         self.digit = 0
         self.bags = []
@@ -31,7 +31,7 @@ class Pickup:
 
     def describe(self, st):
         st["step"] = self.step
-        st["driver"] = self.driver["id"] if self.driver else None
+        st["driver"] = self.driver.get("id")
         st["bags"] = len(self.bags)
 
     # --- screen ----------------------------------------------------------------------------

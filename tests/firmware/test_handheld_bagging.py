@@ -7,8 +7,8 @@ would push (docs/firmware.md, "Config"), and the MQTT client keeps retrying a cl
 import time
 
 import pytest
-from conftest import free_port
 from control import LocalHandheld
+from harness import free_port
 from sim import DEFAULT_HEAP
 
 from firmware.app import rules

@@ -47,3 +47,11 @@ def test_device_hmac_matches_python(run_mpy):
     out = run_mpy(code).stdout.split()
     assert out[0] == hmac.new(key[:32], msg, hashlib.sha256).hexdigest()
     assert out[1] == hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def test_every_refusal_code_has_a_screen_text_that_fits():
+    from firmware.app import rules, ui
+
+    for code in rules.CODES:
+        text = ui.reason(code)
+        assert text != code and 0 < len(text) <= 16, code
