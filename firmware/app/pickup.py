@@ -53,9 +53,11 @@ class Pickup:
         if not stores:
             return "", ""
         s = stores[self.seller % len(stores)]
-        if isinstance(s, str):
-            return s, ""
-        return s[0], s[1] if len(s) > 1 else ""
+        if not isinstance(s, str):  # ["<seller id>", "<seller name>"]
+            return s[0], s[1] if len(s) > 1 else ""
+        # The seller name is part of the signed message (receipts.handover_message).
+        names = self.hh.settings.get("store_names") or {}
+        return s, names.get(s, "")
 
     # --- inputs ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ MODES = ("bagging", "pickup", "hub")
 _SETTINGS = (
     "bag_range",
     "stores",
+    "store_names",
     "unknown_parcel",
     "drivers",
     "arrival_tolerance_g",

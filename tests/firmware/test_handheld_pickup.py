@@ -49,7 +49,10 @@ def sign_in_with_keys(ctl, pin=PIN):
 
 @pytest.fixture
 def pickup_device(device):  # noqa: F811
-    return device(drivers=[driver_entry()], stores=[["S1", "深圳小商店|A,B"]])
+    # stores as the gateway sends them (seller ids) with their names alongside.
+    return device(
+        drivers=[driver_entry()], stores=["S1", "S2"], store_names={"S1": "深圳小商店|A,B"}
+    )
 
 
 def test_driver_signs_in_with_badge_and_pin_keys(pickup_device):
