@@ -23,7 +23,10 @@ _COUNTS_PER_GRAM = const(28)
 _ZERO_COUNTS = const(120000)
 _NOISE_COUNTS = const(8)  # +-0.3 g: what a shielded cable and a quiet supply give
 _CONVERSION_MS = const(12)  # HX711 RATE pin high: 80 samples per second
-_KEY_HOLD_MS = const(40)  # longer than the keys driver's 3 x 7 ms debounce
+_KEY_HOLD_MS = const(40)
+_KEY_GIVE_UP_MS = const(
+    2000
+)  # no keys task is polling: stop holding  # longer than the keys driver's 3 x 7 ms debounce
 _MAX_LINE = const(512)
 
 
@@ -218,11 +221,20 @@ class Board:
     async def _press(self, name):
         # Presses queue up one after another, released as long as held: "key cancel" twice
         # in a row is two presses, never one long one.
+        # A finger holds the key until the debounced state shows it, and releases it the
+        # same way: on a loaded host a fixed hold can fall between the keys task's samples.
         async with self._press_lock:
-            self._key_level[name] = 0
-            await asyncio.sleep_ms(_KEY_HOLD_MS)
-            self._key_level[name] = 1
-            await asyncio.sleep_ms(_KEY_HOLD_MS)
+            await self._hold(name, 0, True)
+            await self._hold(name, 1, False)
+
+    async def _hold(self, name, level, pressed):
+        self._key_level[name] = level
+        waited = 0
+        while waited < _KEY_HOLD_MS or (
+            self.keys.pressed(name) != pressed and waited < _KEY_GIVE_UP_MS
+        ):
+            await asyncio.sleep_ms(5)
+            waited += 5
 
     def save_screen(self, path):
         """The frame buffer as a PBM image (white pixels lit)."""
