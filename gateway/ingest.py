@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from firmware.app import wire
 from gateway import db, devices
@@ -34,6 +35,7 @@ APPLY_BUSY = 100  # records applied between batches while messages keep coming
 APPLY_IDLE = 1000  # records applied per transaction when the inbox is empty
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
 STATS_EVERY = 60.0  # seconds between counter log lines
+_POISON = object()
 
 
 class Ingest:
@@ -136,18 +138,22 @@ class Ingest:
             self._apply(APPLY_BUSY)
 
     def _process(self, batch: list[mqtt.MQTTMessage]) -> None:
-        records: dict[str, list[dict]] = {}
-        statuses: dict[str, dict] = {}
-        for msg in batch:
-            parsed = self._decode(msg)
-            if parsed is None:
-                continue
-            device_id, kind, body = parsed
-            if kind == wire.EVENTS:
-                records.setdefault(device_id, []).extend(body["r"])
-            else:
-                statuses[device_id] = body
-        acks = self._commit(records, statuses)
+        decoded = [(msg, self._decode(msg)) for msg in batch]
+        acks = self._commit([d for _, d in decoded if d is not None])
+        if acks is _POISON:
+            # Valid by the wire rules, yet the database refuses the batch for a reason other
+            # than being away: store message by message and reject the one that fails.
+            acks = {}
+            for msg, parsed in decoded:
+                if parsed is None:
+                    continue
+                one = self._commit([parsed])
+                if one is _POISON:
+                    self._reject(msg, "valid but not storable (see the traceback above)")
+                elif one is None:
+                    return
+                else:
+                    acks.update(one)
         if acks is None:  # stopping before the commit: the broker will deliver them again
             return
         for device_id, seq in acks.items():
@@ -200,10 +206,19 @@ class Ingest:
             log.warning("rejected message #%d on %r: %s", n, topic, why)
         return None
 
-    def _commit(
-        self, records: dict[str, list[dict]], statuses: dict[str, dict]
-    ) -> dict[str, int] | None:
-        """Store everything in one transaction, retrying while the database is away."""
+    def _commit(self, messages: list[tuple[str, str, dict]]) -> dict[str, int] | None | object:
+        """Store decoded messages in one transaction, retrying while the database is away.
+
+        Returns the acks per device; None when stopping; _POISON when the batch failed for
+        another reason (a bug, or a value the database cannot take).
+        """
+        records: dict[str, list[dict]] = {}
+        statuses: dict[str, dict] = {}
+        for device_id, kind, body in messages:
+            if kind == wire.EVENTS:
+                records.setdefault(device_id, []).extend(body["r"])
+            else:
+                statuses[device_id] = body
         count = sum(len(r) for r in records.values())
         while True:
             now = datetime.now(UTC)
@@ -217,11 +232,15 @@ class Ingest:
                 self._lagging |= behind
                 self.stats["records"] += count
                 return acks
-            except Exception:  # noqa: BLE001 - database away, or a bug: never drop the batch
+            except OperationalError:
                 self.ledger.forget()
-                log.exception("database write failed; retrying")
+                log.exception("database unavailable; retrying")
                 if self._stop.wait(RETRY_WAIT):
                     return None
+            except Exception:  # noqa: BLE001 - isolate the message, never stop the worker
+                self.ledger.forget()
+                log.exception("batch of %d messages not storable", len(messages))
+                return _POISON
 
     def _apply(self, budget: int) -> None:
         try:

@@ -13,6 +13,8 @@ MAX_MESSAGE = 16384  # bytes of one MQTT payload; larger is refused unread
 MAX_DEVICE_ID = 32
 MAX_TEXT = 64  # longest string field in a record (barcodes: rules.MAX_BARCODE_LEN)
 MAX_SEQ = 2**31 - 1
+MAX_INT = 2**31 - 1  # any integer field: fits a 32-bit column on every database
+MAX_WALL = 2**32 - 1  # w: seconds since 1970, unsigned 32 bits (year 2106)
 TICKS_PERIOD = 2**30  # MicroPython ticks_ms wraps here (docs: time.ticks_diff)
 
 # Record kinds and their own fields (name, type). Every record also carries the header fields.
@@ -86,6 +88,8 @@ def _field_error(rec, name, kind):
     # bool is an int in Python; a record never carries booleans where numbers are due
     if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
         return name + " must be an integer"
+    if kind is int and name != "w" and not -MAX_INT <= value <= MAX_INT:
+        return name + " out of range"
     if kind is str and not text_ok(value):
         return name + " must be printable text of 1.." + str(MAX_TEXT) + " characters"
     if kind is list and not isinstance(value, list):
@@ -103,7 +107,7 @@ def record_error(rec):
             return err
     if not 0 < rec["s"] <= MAX_SEQ:
         return "s out of range"
-    if rec["b"] < 0 or rec["w"] < 0 or rec["q"] not in (0, 1):
+    if rec["b"] < 0 or not 0 <= rec["w"] <= MAX_WALL or rec["q"] not in (0, 1):
         return "b, w or q out of range"
     if not 0 <= rec["t"] < TICKS_PERIOD:
         return "t out of range"

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, Mosquitto
+from harness import Gateway, Mosquitto
 
 from bench.sync_device import WireDevice
 

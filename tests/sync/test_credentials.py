@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Gateway, Mosquitto
+from harness import Gateway, Mosquitto
 from syncstack import Stack
 
 from bench.sync_device import RawMQTT, record
