@@ -2,6 +2,7 @@
 # (docs/protocol.md). A record leaves the journal only on the gateway's acknowledgement,
 # which it sends after its database commit; the MQTT PUBACK alone proves nothing.
 import asyncio
+import gc
 import json
 import time
 
@@ -9,7 +10,12 @@ from micropython import const
 
 from app import clock, store, wire
 
-_BATCH_BYTES = const(15000)  # journal payload per events message, under wire.MAX_MESSAGE
+# Journal payload per events message (wire.MAX_MESSAGE allows 16 KB). A batch exists up to
+# three times while it is built and queued (records, payload, MQTT packet), and the client
+# holds _WINDOW of them until PUBACK: 4 KB batches keep that near 30 KB of a 100 KB heap
+# while still carrying about 40 parcel records per message.
+_BATCH_BYTES = const(4096)
+_WINDOW = const(4)
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)
@@ -29,6 +35,7 @@ class Sync:
             "password": mqtt["password"],
             "tls": bool(mqtt.get("tls")),
             "ca": mqtt.get("ca"),
+            "window": _WINDOW,
             "will": {
                 "topic": wire.topic(device_id, wire.STATUS),
                 "payload": b'{"v":1,"online":false}',
@@ -63,29 +70,40 @@ class Sync:
         self.client.start()
         status_at = time.ticks_ms()
         while True:
-            now = time.ticks_ms()
-            if self.client.connected and (
-                self._status_due or time.ticks_diff(now, status_at) > _STATUS_EVERY_MS
-            ):
-                self._status_due = False
-                status_at = now
-                await self._publish_status()
-            if self.client.connected and self._has_work():
-                await self._send_batch()
-                continue
-            if (
-                self.sent > self.journal.acked
-                and time.ticks_diff(now, self._progress_at) > _ACK_TIMEOUT_MS
-            ):
-                # The gateway did not confirm in time (lost message, gateway restart): resend.
-                self.sent = self.journal.acked
-                self._progress_at = now
-                continue
-            self._wake.clear()
             try:
-                await asyncio.wait_for_ms(self._wake.wait(), _IDLE_WAIT_MS)
-            except asyncio.TimeoutError:
-                pass
+                status_at = await self._step(status_at)
+            except Exception as e:  # noqa: BLE001 - scanning must go on whatever the link does
+                # MemoryError included: drop what this round built, collect, try again later.
+                print("sync: round failed:", repr(e))
+                gc.collect()
+                await asyncio.sleep_ms(_IDLE_WAIT_MS)
+
+    async def _step(self, status_at):
+        """One round of the drain; returns when the status was last published."""
+        now = time.ticks_ms()
+        if self.client.connected and (
+            self._status_due or time.ticks_diff(now, status_at) > _STATUS_EVERY_MS
+        ):
+            self._status_due = False
+            status_at = now
+            await self._publish_status()
+        if self.client.connected and self._has_work():
+            await self._send_batch()
+            return status_at
+        if (
+            self.sent > self.journal.acked
+            and time.ticks_diff(now, self._progress_at) > _ACK_TIMEOUT_MS
+        ):
+            # The gateway did not confirm in time (lost message, gateway restart): resend.
+            self.sent = self.journal.acked
+            self._progress_at = now
+            return status_at
+        self._wake.clear()
+        try:
+            await asyncio.wait_for_ms(self._wake.wait(), _IDLE_WAIT_MS)
+        except asyncio.TimeoutError:
+            pass
+        return status_at
 
     def _has_work(self):
         j = self.journal
