@@ -1,0 +1,107 @@
+"""The ledger in-process: record times, the clock flag, quarantine, idempotence."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bench.sync_device import record
+from gateway import create_app, db, devices, registry
+from gateway.ledger import CLOCK_SKEW_LIMIT_S, Ledger, occurred_at, ticks_diff
+from gateway.models import Device, Record
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gw.sqlite'}"
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
+    db.upgrade(url)
+    with db.transaction(app) as session:
+        devices.provision(session, "hh-1", 100)
+    return app
+
+
+def _store(app, ledger, recs=None, status=None, at=T0):
+    with db.transaction(app) as session:
+        acks = ledger.store(
+            session, {"hh-1": recs} if recs else {}, {"hh-1": status} if status else {}, at
+        )
+        ledger.apply(session, ["hh-1"])
+    return acks.get("hh-1")
+
+
+def _times(app):
+    with db.sessions(app)() as session:
+        return [r.occurred_at for r in session.query(Record).order_by(Record.seq)]
+
+
+def test_ticks_wrap_at_2_to_the_30():
+    assert ticks_diff(5, 2**30 - 5) == 10
+    assert ticks_diff(2**30 - 5, 5) == -10
+
+
+def test_a_synced_record_keeps_its_wall_clock():
+    rec = dict(record(1), w=int(T0.timestamp()), q=1)
+    assert occurred_at(rec, T0 + timedelta(hours=3)) == T0
+
+
+def test_unsynced_records_are_dated_from_a_synced_record_of_the_same_boot(app):
+    # Boot 7 starts offline: two unsynced records, then the gateway sets the clock.
+    synced_at = int(T0.timestamp()) + 600
+    recs = [
+        dict(record(1), b=7, t=1_000, w=5, q=0),
+        dict(record(2), b=7, t=61_000, w=65, q=0),
+        dict(record(3), b=7, t=601_000, w=synced_at, q=1),
+    ]
+    assert _store(app, Ledger(), recs, at=T0 + timedelta(hours=1)) == 3
+    assert _times(app) == [T0, T0 + timedelta(seconds=60), T0 + timedelta(seconds=600)]
+
+
+def test_unsynced_records_are_dated_from_the_status_when_nothing_else_is_known(app):
+    ledger = Ledger()
+    status = {"v": 1, "online": True, "wall": 100, "boot": 2, "t": 50_000, "q": 0}
+    _store(app, ledger, status=status, at=T0)
+    _store(app, ledger, [dict(record(1), b=2, t=20_000, w=70, q=0)], at=T0 + timedelta(minutes=5))
+    assert _times(app) == [T0 - timedelta(seconds=30)]
+
+
+def test_a_clock_more_than_120_s_off_is_flagged(app):
+    ledger = Ledger()
+    now = int(T0.timestamp())
+    _store(app, ledger, status={"v": 1, "online": True, "wall": now + CLOCK_SKEW_LIMIT_S}, at=T0)
+    with db.sessions(app)() as session:
+        assert not devices.clock_off(session.get(Device, "hh-1"))
+    _store(app, ledger, status={"v": 1, "online": True, "wall": now - 3600}, at=T0)
+    with db.sessions(app)() as session:
+        device = session.get(Device, "hh-1")
+        assert devices.clock_off(device)
+        assert device.status["clock_skew_s"] == -3600
+
+
+def test_the_same_records_twice_are_one_row_each_and_the_ack_is_cumulative(app):
+    ledger = Ledger()
+    recs = [record(s) for s in range(1, 6)]
+    assert _store(app, ledger, recs) == 5
+    assert _store(app, Ledger(), recs[1:3]) == 5  # another gateway process, same database
+    with db.sessions(app)() as session:
+        assert session.query(Record).count() == 5
+        assert session.get(Device, "hh-1").applied_seq == 5
+
+
+def test_a_record_the_registry_cannot_apply_is_quarantined_not_blocking(app, monkeypatch):
+    real = registry.apply
+
+    def flaky(session, device, rec):
+        if rec.seq == 2:
+            raise RuntimeError("registry bug")
+        real(session, device, rec)
+
+    monkeypatch.setattr(registry, "apply", flaky)
+    ledger = Ledger()
+    assert _store(app, ledger, [record(s) for s in range(1, 5)]) == 4
+    with db.sessions(app)() as session:
+        device = session.get(Device, "hh-1")
+        assert device.applied_seq == 4
+        assert devices.quarantined(device) == [2]
+    assert ledger.quarantined == 1
