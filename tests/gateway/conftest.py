@@ -1,10 +1,12 @@
 """Gateway fixtures: an app on a fresh migrated SQLite, an API client, handhelds that send records."""
 
 import itertools
+import os
 import shutil
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from firmware.app import wire
 from gateway import create_app, db, devices, registry
@@ -23,10 +25,30 @@ def migrated_db(tmp_path_factory):
 
 
 @pytest.fixture
-def app(tmp_path, migrated_db):
-    path = tmp_path / "gateway.sqlite"
-    shutil.copyfile(migrated_db, path)
-    url = f"sqlite:///{path}"
+def database_url(tmp_path, migrated_db):
+    """A fresh database at the newest migration: a SQLite copy, or with
+    BAGSCAN_TEST_POSTGRES=postgresql+psycopg://... a schema of its own on PostgreSQL."""
+    pg = os.environ.get("BAGSCAN_TEST_POSTGRES")
+    if not pg:
+        path = tmp_path / "gateway.sqlite"
+        shutil.copyfile(migrated_db, path)
+        yield f"sqlite:///{path}"
+        return
+    schema = "t_" + os.urandom(6).hex()
+    admin = create_engine(pg)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+    db.upgrade(url)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    url = database_url
     app = create_app(
         {
             "TESTING": True,

@@ -28,8 +28,11 @@ def bag_and_close(hh, bag_no, parcels, grams=4200, at=T0):
 
 
 def load_bag(app, bag_no) -> Bag:
-    session = db.sessions(app)()
-    return session.scalars(select(Bag).where(Bag.bag_no == bag_no)).one()
+    """The bag with its parcels and history loaded, its session closed."""
+    with db.sessions(app)() as session:
+        bag = session.scalars(select(Bag).where(Bag.bag_no == bag_no)).one()
+        bag.parcels, bag.history, bag.disagreements  # noqa: B018 - load them now
+        return bag
 
 
 def codes(app, bag_no) -> list[str]:
