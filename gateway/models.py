@@ -99,7 +99,7 @@ class Bag(Base):
     weight_g: Mapped[int | None] = mapped_column(Integer)
     dims_cm: Mapped[list | None] = mapped_column(JSON)
     opened_at: Mapped[datetime]
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)  # migration 0005
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # The seller of the bag's first parcel (a bag may mix stores linked under one account).
     seller_id: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -117,7 +117,7 @@ class Bag(Base):
     handover_id: Mapped[int | None] = mapped_column(ForeignKey("handovers.id"), index=True)
     arrival_weight_g: Mapped[int | None] = mapped_column(Integer)
     arrival_difference_g: Mapped[int | None] = mapped_column(Integer)  # arrival - bagging
-    arrived_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None] = mapped_column(index=True)  # migration 0005
     disagreement_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     parcels: Mapped[list["BagParcel"]] = relationship(
         back_populates="bag", order_by="BagParcel.id", cascade="all, delete-orphan"
