@@ -1,6 +1,6 @@
 """The retained per-device config the handheld consumes (topic bagscan/v1/dev/<id>/config).
 
-Fields (docs/api.md, "Device config"): v, time, bag_range, parcels, stores, unknown_parcel,
+Fields (docs/api.md, "Device config"): v, time, bag_range, parcels, stores, store_names, unknown_parcel,
 drivers, arrival_tolerance_g, arrival_tolerance_pct, bags. The whole payload stays within
 wire.MAX_MESSAGE bytes, filled in this order of importance:
 1. the fixed fields and the linked stores;
@@ -53,22 +53,23 @@ def build(session: Session, device: Device, now: datetime | None = None) -> dict
 def payload(session: Session, device: Device, now: datetime | None = None) -> bytes:
     config = settings.of(session)
     now = now or datetime.now(UTC)
-    stores = (
-        list(
-            session.scalars(
-                select(Store.seller_id)
-                .where(Store.account_id == device.account_id)
-                .order_by(Store.seller_id)
-            )
-        )
+    linked = (
+        session.execute(
+            select(Store.seller_id, Store.seller_name)
+            .where(Store.account_id == device.account_id)
+            .order_by(Store.seller_id)
+        ).all()
         if device.account_id is not None
         else []
     )
+    stores = [seller_id for seller_id, _ in linked]
     head = {
         "v": wire.VERSION,
         "time": int(now.timestamp()),
         "bag_range": [device.bag_range_lo, device.bag_range_hi],
         "stores": stores,
+        # The seller's name is part of the handover message the driver signs.
+        "store_names": {seller_id: name for seller_id, name in linked},
         "unknown_parcel": config["UNKNOWN_PARCEL"],
         "arrival_tolerance_g": int(config["ARRIVAL_TOLERANCE_G"]),
         "arrival_tolerance_pct": float(config["ARRIVAL_TOLERANCE_PCT"]),

@@ -15,6 +15,7 @@ FIELDS = {
     "time",
     "bag_range",
     "parcels",
+    "store_names",
     "stores",
     "unknown_parcel",
     "drivers",
@@ -34,6 +35,7 @@ def test_config_has_exactly_the_agreed_fields(app, world):
     data, config = config_of(app, "hh-seller")
     assert set(config) == FIELDS
     assert config["v"] == 1 and config["stores"] == [SELLER[0]]
+    assert config["store_names"] == {SELLER[0]: SELLER[1]}
     assert config["parcels"]["LZ000000001CN"] == ["rts", "SZ", SELLER[0], 0]
     assert config["parcels"]["LZPENDING01"] == ["pending", "SZ", SELLER[0], 0]
     assert "LZOTHER0001" not in config["parcels"]  # another account's store
