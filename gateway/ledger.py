@@ -17,6 +17,7 @@ reconnecting) is stored and acknowledged at full speed and applied right behind 
 """
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -237,13 +238,19 @@ class Ledger:
             query = query.where(Device.id.in_(list(device_ids)))
         return list(session.scalars(query))
 
-    def apply(self, session: Session, device_ids: Iterable[str], budget: int = 0) -> int:
+    def apply(
+        self, session: Session, device_ids: Iterable[str], budget: int = 0, until: float = 0
+    ) -> int:
         """Apply each device's stored records that follow its applied_seq, in order.
 
-        budget: at most this many records in all (0: no limit). The caller commits.
+        budget: at most this many records in all (0: no limit); until: stop at this
+        time.monotonic() (0: no limit), so acknowledgements never wait long. The caller
+        commits.
         """
         done = 0
         for device_id in sorted(set(device_ids)):
+            if until and time.monotonic() > until:
+                break
             device = session.execute(
                 select(Device).where(Device.id == device_id).with_for_update()
             ).scalar_one_or_none()
@@ -265,6 +272,8 @@ class Ledger:
                 self._apply_one(session, device, record)
                 applied = record.seq
                 done += 1
+                if until and time.monotonic() > until:
+                    break
             if applied != device.applied_seq:
                 device.applied_seq = applied
                 session.flush()

@@ -1,0 +1,222 @@
+"""Sync throughput: simulated devices -> Mosquitto -> gateway -> SQLite (docs/benchmarks.md).
+
+    .venv/bin/python bench/sync_throughput.py [--records 200000] [--devices 40] [--per-message 40]
+
+Four measurements, each on a fresh Mosquitto (and gateway) on this machine:
+  1. count-only: publisher processes send the load; a subscriber only counts records.
+  2. end to end: the same load into the gateway (validation, storage, ack after commit);
+     records/s from the first publish to the last commit, and the ratio to (1).
+  3. latency: devices scanning a steady 1,000 records/s, one record per message; publish ->
+     gateway acknowledgement (sent after the commit, so an upper bound of publish -> commit).
+  4. backlog: one device back online with 10,000 records in its journal drains them the way
+     the firmware does (4 KB batches, at most 3,000 unacknowledged); time until all acked.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from conftest import Gateway, Mosquitto  # noqa: E402
+
+from bench.sync_device import WireDevice, record  # noqa: E402
+from firmware.app import wire  # noqa: E402
+
+
+def _publisher(port: int, device_ids: list[str], records: int, per_message: int, go) -> None:
+    """One process: pre-encoded messages for its devices, QoS 1, as fast as the broker takes."""
+    messages = []
+    for device_id in device_ids:
+        topic = wire.topic(device_id, wire.EVENTS)
+        for first in range(1, records + 1, per_message):
+            recs = [record(s) for s in range(first, min(first + per_message, records + 1))]
+            messages.append((topic, json.dumps({"v": 1, "r": recs}, separators=(",", ":"))))
+    # interleave the devices, as a fleet would
+    order = sorted(range(len(messages)), key=lambda i: i % (len(messages) // len(device_ids)))
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{os.getpid()}")
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    go.wait()
+    infos = [client.publish(*messages[i], qos=1) for i in order]
+    for info in infos:
+        info.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _run_publishers(port, device_ids, records, per_message, procs=4):
+    go = multiprocessing.Event()
+    chunks = [device_ids[i::procs] for i in range(procs)]
+    ps = [
+        multiprocessing.Process(target=_publisher, args=(port, c, records, per_message, go))
+        for c in chunks
+        if c
+    ]
+    for p in ps:
+        p.start()
+    time.sleep(2.0)  # let every process encode its messages and connect
+    return go, ps
+
+
+def count_only(args) -> float:
+    broker = Mosquitto().start()
+    total = args.devices * args.records_per_device
+    got = [0]
+    done = threading.Event()
+    last = [0.0]
+
+    def on_message(_c, _u, msg):
+        got[0] += len(json.loads(msg.payload)["r"])  # it parses, as any consumer must
+        if got[0] >= total:
+            last[0] = time.monotonic()
+            done.set()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="counter")
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe(wire.topic("+", wire.EVENTS), 1)
+    sub.loop_start()
+    time.sleep(0.5)
+    ids = [f"hh-{i:04d}" for i in range(args.devices)]
+    go, ps = _run_publishers(broker.port, ids, args.records_per_device, args.per_message)
+    start = time.monotonic()
+    go.set()
+    done.wait(300)
+    for p in ps:
+        p.join()
+    sub.loop_stop()
+    broker.stop()
+    rate = got[0] / (last[0] - start) if done.is_set() else 0.0
+    print(f"count-only subscriber: {got[0]} records, {rate:,.0f} records/s")
+    return rate
+
+
+def _stack(tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+    broker = Mosquitto().start()
+    gw = Gateway(tmp, mqtt_url=broker.url, extra_env={"BAGSCAN_LOG_LEVEL": "WARNING"}).start()
+    return broker, gw
+
+
+def _count(db: str) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return conn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+
+def end_to_end(args, tmp: Path) -> tuple[float, float]:
+    broker, gw = _stack(tmp)
+    db = gw.db_url.removeprefix("sqlite:///")
+    ids = [f"hh-{i:04d}" for i in range(args.devices)]
+    for device_id in ids:
+        assert gw.api("POST", "/api/devices", {"device_id": device_id})[0] == 201
+    total = len(ids) * args.records_per_device
+    go, ps = _run_publishers(broker.port, ids, args.records_per_device, args.per_message)
+    start = time.monotonic()
+    go.set()
+    n = 0
+    while time.monotonic() - start < 600:
+        n = _count(db)
+        if n >= total:
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    for p in ps:
+        p.join()
+    with sqlite3.connect(db) as conn:
+        applied = conn.execute("SELECT sum(applied_seq) FROM devices").fetchone()[0]
+    gw.stop()
+    broker.stop()
+    rate = n / elapsed
+    print(f"end to end: {n} records committed in {elapsed:.2f} s = {rate:,.0f} records/s")
+    print(f"  applied to bags when the last was committed: {applied} of {total}")
+    return rate, elapsed
+
+
+def latency(args, tmp: Path) -> float:
+    broker, gw = _stack(tmp)
+    devs = []
+    for i in range(20):
+        device_id = f"hh-l{i:02d}"
+        status, body = gw.api("POST", "/api/devices", {"device_id": device_id})
+        devs.append(WireDevice("127.0.0.1", broker.port, device_id, batch=1).start())
+    time.sleep(1.0)
+    rate, seconds = 1000, args.latency_seconds
+    start = time.monotonic()
+    for tick in range(seconds * 100):  # every 10 ms, 10 records over the 20 devices
+        for k in range(10):
+            devs[(tick * 10 + k) % 20].add_parcels(1)
+        time.sleep(max(0.0, start + (tick + 1) / 100 - time.monotonic()))
+    for dev in devs:
+        dev.wait_acked(30)
+    lat = []
+    for dev in devs:
+        for seq, sent in dev.publish_times.items():
+            acked = next((t for t, s in dev.ack_times if s >= seq), None)
+            if acked is not None:
+                lat.append((acked - sent) * 1000)
+    for dev in devs:
+        dev.stop()
+    gw.stop()
+    broker.stop()
+    lat.sort()
+    p99 = lat[int(len(lat) * 0.99) - 1]
+    print(
+        f"latency at {rate} records/s for {seconds} s: {len(lat)} messages, "
+        f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
+    )
+    return p99
+
+
+def backlog(args, tmp: Path) -> float:
+    broker, gw = _stack(tmp)
+    status, _ = gw.api("POST", "/api/devices", {"device_id": "hh-back"})
+    # 4 KB batches (firmware/app/sync.py _BATCH_BYTES) hold about 40 parcel records.
+    dev = WireDevice("127.0.0.1", broker.port, "hh-back", batch=40, ahead=3000)
+    dev.add_parcels(10_000)
+    start = time.monotonic()
+    dev.start()
+    ok = dev.wait_acked(120)
+    elapsed = time.monotonic() - start
+    dev.stop()
+    gw.stop()
+    broker.stop()
+    print(f"backlog of 10,000 records drained in {elapsed:.2f} s (all acked: {ok})")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000, help="records in the load")
+    parser.add_argument("--devices", type=int, default=40)
+    parser.add_argument("--per-message", type=int, default=40, help="records per message")
+    parser.add_argument("--latency-seconds", type=int, default=10)
+    args = parser.parse_args()
+    args.records_per_device = args.records // args.devices
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    print(
+        f"load: {args.devices} devices x {args.records_per_device} records, "
+        f"{args.per_message} per message, 4 publisher processes, QoS 1"
+    )
+    base = count_only(args)
+    rate, _ = end_to_end(args, tmp / "e2e")
+    print(f"ratio end to end / count-only: {rate / base:.2f}")
+    latency(args, tmp / "lat")
+    backlog(args, tmp / "back")
+
+
+if __name__ == "__main__":
+    main()
