@@ -409,6 +409,15 @@ def _pickup_refuse(ctx: Context, rec: dict) -> None:
             at=ctx.at,
         )
     )
+    if bag.status == lifecycle.PICKED_UP and (
+        bag.handover_id is not None or bag.driver_id not in (None, rec["drv"])
+    ):
+        # Only the driver who scanned it, before handing over, can take the scan back.
+        raise Refusal(
+            lifecycle.ILLEGAL_TRANSITION,
+            "refusal kept, status unchanged: the bag was handed over or scanned by another driver",
+            bag,
+        )
     try:
         lifecycle.transition(bag.status, lifecycle.PICKUP_REFUSED)
     except lifecycle.TransitionRefused as r:
@@ -416,6 +425,7 @@ def _pickup_refuse(ctx: Context, rec: dict) -> None:
     cause = f"refused by driver {rec['drv']}: {rec['why']}"
     move(session, bag, lifecycle.PICKUP_REFUSED, ctx.at, cause, ctx.actor)
     bag.pickup_refused_reason = rec["why"][:16]
+    bag.picked_up_at = None  # a refused bag was not picked up; the scan stays in the timeline
 
 
 def signed_fields(

@@ -116,7 +116,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         CANCEL: CANCELLING,
         CLOSE: CLOSING,
     },
-    PICKED_UP: {ARRIVE: ARRIVED},
+    # The driver scanned the label, then refused the bag at the door (its contents, packaging
+    # or size): the scan stands in the history, the pickup failed.
+    PICKED_UP: {ARRIVE: ARRIVED, PICKUP_REFUSED: PICKUP_FAILED},
     ARRIVED: {
         RECEIVE: RECEIVED,
         RECEIVE_WITH_EXCEPTION: RECEIVED_EXCEPTION,

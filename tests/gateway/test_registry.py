@@ -239,3 +239,28 @@ def test_unknown_parcels_are_flagged_only_when_the_setting_refuses(app, world):
     app.config["UNKNOWN_PARCEL"] = "accept"
     world.seller.send("parcel", T0, bag=bag_no, trk="LZNEVERSEEN2")
     assert codes(app, bag_no) == [registry.UNKNOWN_PARCEL]
+
+
+def test_a_bag_scanned_then_refused_at_the_door_fails_pickup(app, api, world):
+    bag_no = world.seller.bag(0)
+    world.seller.send("bag_open", T0, bag=bag_no)
+    world.seller.send("parcel", T0, bag=bag_no, trk="LZ000000001CN")
+    world.seller.send("bag_close", T0, bag=bag_no, n=1, g=1500, dims=[40, 30, 20])
+    world.seller.send("pickup", T0, bag=bag_no, drv="D042")
+    world.seller.send("pickup_refuse", T0, bag=bag_no, drv="D042", why="packaging")
+    _, bag = api.get(f"/api/bags/{bag_no}")
+    assert bag["status"] == "pickup_failed"
+    assert bag["picked_up_at"] is None
+    assert bag["disagreements"] == []
+
+
+def test_another_driver_cannot_refuse_a_bag_already_picked_up(app, api, world):
+    bag_no = world.seller.bag(0)
+    world.seller.send("bag_open", T0, bag=bag_no)
+    world.seller.send("parcel", T0, bag=bag_no, trk="LZ000000001CN")
+    world.seller.send("bag_close", T0, bag=bag_no, n=1, g=1500, dims=[40, 30, 20])
+    world.seller.send("pickup", T0, bag=bag_no, drv="D042")
+    world.seller.send("pickup_refuse", T0, bag=bag_no, drv="D999", why="packaging")
+    _, bag = api.get(f"/api/bags/{bag_no}")
+    assert bag["status"] == "picked_up"
+    assert bag["disagreements"]
