@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, datetime
 
 import pytest
+from harness import PG_SERVER, TEST_DB
 from sqlalchemy import create_engine, text
 
 from firmware.app import wire
@@ -27,13 +28,13 @@ def migrated_db(tmp_path_factory):
 @pytest.fixture
 def database_url(tmp_path, migrated_db):
     """A fresh database at the newest migration: a SQLite copy, or with
-    BAGSCAN_TEST_POSTGRES=postgresql+psycopg://... a schema of its own on PostgreSQL."""
-    pg = os.environ.get("BAGSCAN_TEST_POSTGRES")
-    if not pg:
+    BAGSCAN_TEST_DB=postgresql a schema of its own on PostgreSQL (harness.PG_SERVER)."""
+    if TEST_DB == "sqlite":
         path = tmp_path / "gateway.sqlite"
         shutil.copyfile(migrated_db, path)
         yield f"sqlite:///{path}"
         return
+    pg = f"{PG_SERVER}/postgres"
     schema = "t_" + os.urandom(6).hex()
     admin = create_engine(pg)
     with admin.begin() as conn:
