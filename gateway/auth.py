@@ -36,12 +36,12 @@ from flask import (
     url_for,
 )
 from flask.cli import with_appcontext
-from sqlalchemy import ForeignKey, String, delete, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gateway import db
-from gateway.models import Base, LoginFailure, User, utcnow
+from gateway.models import AdminSession, LoginFailure, User
 
 ROLES = ("viewer", "dispatcher", "admin")  # each role may do what the ones before it may
 SESSION_LIFETIME = timedelta(hours=12)  # one shift, with room
@@ -58,17 +58,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 
 bp = Blueprint("auth", __name__)
-
-
-class AdminSession(Base):
-    """A logged-in browser. The cookie holds the token; only its SHA-256 is stored."""
-
-    __tablename__ = "admin_sessions"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(index=True)
-    remote_addr: Mapped[str] = mapped_column(String(64))
 
 
 class UserError(ValueError):

@@ -359,3 +359,14 @@ class Receipt(Base):
     driver_signature: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     handover: Mapped[Handover] = relationship(back_populates="receipt")
+
+
+class AdminSession(Base):
+    """A logged-in browser. The cookie holds the token; only its SHA-256 is stored."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64))
