@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import Gateway, Mosquitto  # noqa: E402
+from harness import Gateway, Mosquitto  # noqa: E402
 
 from bench.sync_device import WireDevice, record  # noqa: E402
 from firmware.app import wire  # noqa: E402

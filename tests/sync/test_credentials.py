@@ -231,3 +231,42 @@ def test_gateway_behind_secured_mosquitto_stores_nothing_from_foreign_topics(
         assert rows == [("hh-a", 1)]
     finally:
         gw.stop()
+
+
+def test_the_production_mosquitto_config_starts_and_refuses_strangers(provisioned):
+    """deploy/mosquitto/bagscan.conf with its paths and ports moved into a temp dir."""
+    import subprocess
+    from pathlib import Path
+
+    from harness import ROOT, free_port, wait_port
+
+    tmp, passwords = provisioned
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(tmp / "k.pem"), "-out", str(tmp / "c.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls_port, local_port = free_port(), free_port()
+    conf = (ROOT / "deploy/mosquitto/bagscan.conf").read_text()
+    conf = (
+        conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
+        .replace("listener 1883 127.0.0.1", f"listener {local_port} 127.0.0.1")
+        .replace("/etc/mosquitto/certs/bagscan.crt", str(tmp / "c.pem"))
+        .replace("/etc/mosquitto/certs/bagscan.key", str(tmp / "k.pem"))
+        .replace("/etc/mosquitto/bagscan.passwd", str(tmp / "passwd"))
+        .replace("/etc/mosquitto/bagscan.acl", str(tmp / "acl"))
+        .replace("/var/lib/mosquitto/", str(tmp) + "/")
+        .replace("log_dest syslog", f"log_dest file {tmp / 'mosq.log'}")
+    )
+    path = Path(tmp / "prod.conf")
+    path.write_text("user root\n" + conf)
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(path)])
+    try:
+        wait_port(local_port)
+        wait_port(tls_port)
+        assert _connect(local_port, acl.GATEWAY_USER, GATEWAY_PASSWORD).connack == 0
+        assert _connect(local_port, "hh-a", passwords["hh-a"]).connack == 0
+        assert _refused(RawMQTT("127.0.0.1", local_port, "anon"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
