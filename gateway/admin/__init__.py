@@ -23,7 +23,7 @@ from flask import (
     stream_with_context,
 )
 
-from gateway import auth, db, devices, events, i18n
+from gateway import auth, db, device_config, devices, events, i18n
 from gateway.admin import queries
 from gateway.auth import login_required
 from gateway.domain import lifecycle
@@ -249,9 +249,7 @@ def device_list():
             error = str(err)
         else:
             dbs.commit()
-            ingest = current_app.extensions.get("bagscan.ingest")
-            if ingest is not None:
-                ingest.publish_config(device.id, devices.config_payload(device))
+            device_config.publish(dbs, [device.id])
             created = {"device_id": device.id, "password": password}
     status = 400 if error else (201 if created else 200)
     return render_template(
