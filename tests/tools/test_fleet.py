@@ -79,7 +79,8 @@ def bagging_day() -> dict:
     day["expect"] = {
         "bags": 54,
         "parcels": 324,
-        "refused_scans": 36,
+        "refused_scans": 90,
+        "refusals": {"CANCELLED": 18, "DUPLICATE": 36, "NOT_RTS": 36},
         "statuses": {"awaiting_pickup": 54},
     }
     return day
@@ -106,7 +107,7 @@ def test_twenty_handhelds_bag_through_an_outage_and_the_gateway_matches_exactly(
     assert len(day.plan.devices) == 20
     # The gateway, asked directly: every planned bag and status, nothing more.
     assert bag_statuses(gateway) == {"awaiting_pickup": 54}
-    assert day.tally()["refused_scans"] == 36
+    assert day.tally()["refused_scans"] == 90
     # The handhelds were offline for part of the day, and the display said so.
     log = out.getvalue()
     assert "link DOWN" in log and "step 3/3 sync" in log
@@ -114,27 +115,57 @@ def test_twenty_handhelds_bag_through_an_outage_and_the_gateway_matches_exactly(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="firmware and gateway disagree (issue 7 report): a bag refused after its pickup "
-    "scan stays picked_up at the gateway (lifecycle refuses picked_up -> pickup_failed), and "
-    "handover signatures do not verify: the device config lists stores by id only, the "
-    "handheld signs with an empty seller name, the gateway tries the name and the id",
-    strict=False,
-)
 def test_twenty_handhelds_run_the_whole_day_and_the_gateway_matches_exactly(gateway, tmp_path):
     day = fleet.Fleet(gateway.url, gateway.token, scenario(), tmp_path / "fleet")
+    started = time.monotonic()
     problems = fleet.run(day, fleet.Display(day, io.StringIO(), live=False))
     assert problems == []
+    assert time.monotonic() - started < 100
     expect = scenario()["expect"]
     assert bag_statuses(gateway) == expect["statuses"]
     assert len(day.handovers) == expect["handovers"]
     assert sum(h["receipt"] is not None for h in day.handovers) == expect["receipts"]
+    assert day.tally()["refused_scans"] == expect["refused_scans"]
+    # The parcels the cache refused (not ready to ship, cancelled) are in no bag, and the
+    # gateway still has them in the platform's state.
+    refused = [t for w in day.workers.values() for t in w.refused_parcels]
+    assert len(refused) == expect["refusals"]["NOT_RTS"] + expect["refusals"]["CANCELLED"]
+    for trk in refused:
+        status, parcel = gateway.api("GET", f"/api/parcels/{trk}")
+        assert status == 200 and parcel["bag_no"] is None, parcel
+        assert parcel["status"] in ("pending", "cancelled")
 
 
 def test_the_refusal_reasons_are_the_firmwares():
     from firmware.app import wire
 
     assert fleet.REFUSE_REASONS == wire.REFUSE_REASONS
+
+
+def test_the_cache_refusal_codes_are_the_firmwares_and_the_gateways_statuses():
+    from firmware.app import rules
+    from gateway.domain import bag_rules
+
+    assert set(fleet.NOT_BAGGABLE) == set(bag_rules.PARCEL_STATUSES) - {bag_rules.RTS}
+    assert set(fleet.NOT_BAGGABLE.values()) | {fleet.DUPLICATE} <= set(rules.CODES)
+
+
+def test_the_import_lists_every_parcel_a_handheld_scans_in_scan_order():
+    rows = fleet.parcels_to_import(scenario()["day"], 2, 3)
+    assert len(rows) == 2 * 7 + 1 * 7  # morning 2 bags, offline 1 bag: 6 good + 1 refused each
+    assert rows[:7] == [(fleet.parcel_number(2, 3, n), "rts") for n in range(1, 7)] + [
+        (fleet.refused_number(2, 3, 1), "pending")
+    ]
+    assert rows[-1] == (fleet.refused_number(2, 3, 3), "cancelled")
+    assert len({t for t, _ in rows}) == len(rows)
+
+
+def test_a_seller_with_more_parcels_than_the_cache_holds_is_refused():
+    big = scenario()
+    big["day"][0]["bags"] = 20
+    big.pop("expect")
+    with pytest.raises(fleet.ScenarioError, match="cache holds about"):
+        fleet.plan(big)
 
 
 def test_the_live_table_redraws_in_place(tmp_path):

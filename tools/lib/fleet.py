@@ -33,6 +33,12 @@ DEFAULT_SCENARIO = SCENARIOS / "day.json"
 STEP_KINDS = ("bag", "outage", "sync", "pickup", "arrive")
 # The courier's reasons, in the order the handheld offers them (firmware/app/wire.py).
 REFUSE_REASONS = ("no_goods", "packaging", "over_limit")
+# A parcel the platform lists in one of these states is refused by the handheld from its
+# parcel-state cache (firmware/app/bagging.py; codes of firmware/app/rules.py).
+NOT_BAGGABLE = {"pending": "NOT_RTS", "cancelled": "CANCELLED", "received": "ALREADY_RECEIVED"}
+DUPLICATE = "DUPLICATE"
+# The config message carries about 300 parcels of an account (docs/api.md, "Device config").
+MAX_CACHED_PARCELS = 250
 
 
 class ScenarioError(ValueError):
@@ -70,12 +76,14 @@ class Plan:
     handovers: int = 0
     receipts: int = 0
     statuses: dict = field(default_factory=dict)
+    refusals: dict = field(default_factory=dict)  # refusal code -> scans refused with it
 
     def totals(self) -> dict:
         return {
             "bags": self.bags,
             "parcels": self.parcels,
             "refused_scans": self.refused_scans,
+            "refusals": {k: v for k, v in sorted(self.refusals.items()) if v},
             "handovers": self.handovers,
             "receipts": self.receipts,
             "statuses": {k: v for k, v in sorted(self.statuses.items()) if v},
@@ -116,15 +124,23 @@ def plan(scenario: dict, devices: int | None = None) -> Plan:
         fleet.append(Device(f"{prefix}-{hub['id']}".lower(), "hub", hub["id"]))
     result = Plan(scenario, fleet)
     bags_of = {s["id"]: 0 for s in sellers}  # per seller
+    cached = {s["id"]: 0 for s in sellers}  # parcels imported for the seller
     status = result.statuses
+    codes = result.refusals
     for step in _flatten(scenario.get("day", [])):
         if step["do"] == "bag":
+            bad = _bad_parcels(step)
             for seller, count in zip(sellers, per_seller, strict=True):
                 bags = int(step.get("bags", 1)) * count
                 bags_of[seller["id"]] += bags
+                cached[seller["id"]] += bags * (int(step.get("parcels", 5)) + len(bad))
                 result.bags += bags
                 result.parcels += bags * int(step.get("parcels", 5))
-                result.refused_scans += bags * int(step.get("duplicates", 0))
+                duplicates = bags * int(step.get("duplicates", 0))
+                codes[DUPLICATE] = codes.get(DUPLICATE, 0) + duplicates
+                for state in bad:
+                    codes[NOT_BAGGABLE[state]] = codes.get(NOT_BAGGABLE[state], 0) + bags
+                result.refused_scans += duplicates + bags * len(bad)
             status["awaiting_pickup"] = result.bags - sum(
                 v for k, v in status.items() if k != "awaiting_pickup"
             )
@@ -146,12 +162,26 @@ def plan(scenario: dict, devices: int | None = None) -> Plan:
             status["picked_up"] = 0
             status["received"] = status.get("received", 0) + arrived - heavier
             status["received_exception"] = status.get("received_exception", 0) + heavier
+    for seller_id, n in cached.items():
+        if n > MAX_CACHED_PARCELS:
+            raise ScenarioError(
+                f"seller {seller_id}: {n} parcels to import; the handheld's cache holds about "
+                f"{MAX_CACHED_PARCELS} (fewer bags or handhelds per seller)"
+            )
     expected = scenario.get("expect")
     if devices is None and expected is not None:
         mine = {k: v for k, v in result.totals().items() if k in expected}
         if mine != {k: expected[k] for k in mine}:
             raise ScenarioError(f"the scenario's expect {expected} disagrees with its day {mine}")
     return result
+
+
+def _bad_parcels(step: dict) -> list[str]:
+    bad = step.get("not_baggable", [])
+    for state in bad:
+        if state not in NOT_BAGGABLE:
+            raise ScenarioError(f"bag: not_baggable {state!r}: one of {', '.join(NOT_BAGGABLE)}")
+    return bad
 
 
 def _refusals(step: dict, bags_of: dict) -> list[dict]:
@@ -338,6 +368,28 @@ def parcel_number(seller_no: int, device_no: int, serial: int) -> str:
     return f"LZ{seller_no:02d}{device_no:03d}{serial:06d}CN"
 
 
+def refused_number(seller_no: int, device_no: int, serial: int) -> str:
+    """A parcel the handheld must refuse: its own series, so it never meets a bagged one."""
+    return f"LX{seller_no:02d}{device_no:03d}{serial:06d}CN"
+
+
+def parcels_to_import(steps: list[dict], seller_no: int, device_no: int) -> list[tuple[str, str]]:
+    """(tracking number, platform status) of every parcel one seller handheld scans in the
+    day, in the order Worker.bag scans them: the platform import that precedes the day."""
+    out, good, bad = [], 0, 0
+    for step in _flatten(steps):
+        if step["do"] != "bag":
+            continue
+        for _ in range(int(step.get("bags", 1))):
+            for _ in range(int(step.get("parcels", 5))):
+                good += 1
+                out.append((parcel_number(seller_no, device_no, good), "rts"))
+            for state in _bad_parcels(step):
+                bad += 1
+                out.append((refused_number(seller_no, device_no, bad), state))
+    return out
+
+
 class Worker:
     def __init__(self, unit: Unit, seller_no: int, device_no: int, seed: int):
         self.unit = unit
@@ -345,6 +397,8 @@ class Worker:
         self.device_no = device_no
         self.rng = random.Random(f"{seed}/{unit.dev.device_id}")
         self.serial = 0
+        self.bad_serial = 0
+        self.refused_parcels: list[str] = []  # scanned, refused from the parcel-state cache
         self.handover: str | None = None
 
     def bag(self, step: dict) -> None:
@@ -363,9 +417,19 @@ class Worker:
                     for _ in range(int(step.get("duplicates", 0))):
                         # The same label scanned again: refused, not in the bag twice.
                         again = hh.scan(trk)
-                        if again.get("code") != "DUPLICATE":
+                        if again.get("code") != DUPLICATE:
                             raise ControlError(f"duplicate {trk} not refused: {again}")
                         dev.refused += 1
+            for state in step.get("not_baggable", []):
+                # The platform lists it, but not ready to ship: the cache refuses it, online
+                # or not, and nothing reaches the journal.
+                self.bad_serial += 1
+                trk = refused_number(self.seller_no, self.device_no, self.bad_serial)
+                beep = hh.scan(trk)
+                if beep.get("code") != NOT_BAGGABLE[state]:
+                    raise ControlError(f"{state} parcel {trk} not refused: {beep}")
+                self.refused_parcels.append(trk)
+                dev.refused += 1
             lo, hi = step.get("grams", [2000, 15000])
             grams = self.rng.randint(lo, hi)
             hh.weigh(grams)
@@ -548,6 +612,7 @@ class Fleet:
         self.baseline: set[str] = set()
         self.refused_bags: set[str] = set()
         self.handovers: list[dict] = []
+        self.cache_sizes: dict[str, int] = {}
 
     def tally(self) -> dict:
         devs = self.plan.devices
@@ -555,6 +620,7 @@ class Fleet:
             "bags": sum(d.bags for d in devs),
             "parcels": sum(d.parcels for d in devs),
             "refused_scans": sum(d.refused for d in devs),
+            "refused_parcels": sum(len(w.refused_parcels) for w in self.workers.values()),
             "queue": sum(d.depth or 0 for d in devs),
         }
 
@@ -597,10 +663,66 @@ class Fleet:
                 raise ControlError(f"gateway: driver {driver['id']}: {status} {body}")
         return accounts
 
+    def numbers(self) -> dict[str, tuple[int, int]]:
+        """(seller number, handheld number at its site) of each handheld: its parcel series."""
+        seller_ids = [s["id"] for s in self.plan.scenario["sellers"]]
+        counters: dict[str, int] = {}
+        out = {}
+        for dev in self.plan.devices:
+            counters[dev.site] = counters.get(dev.site, 0) + 1
+            seller_no = seller_ids.index(dev.site) + 1 if dev.site in seller_ids else 99
+            out[dev.device_id] = (seller_no, counters[dev.site])
+        return out
+
+    def import_parcels(self) -> None:
+        """The platform's parcels (POST /api/parcels): every parcel the sellers' handhelds will
+        scan, ready to ship or not, so bagging works on known parcels and the handhelds refuse
+        the others from their cache. Before the handhelds are registered, so the config each
+        gets at registration already carries its account's parcels."""
+        hubs = {s["id"]: s.get("hub", "SZ") for s in self.plan.scenario["sellers"]}
+        numbers = self.numbers()
+        rows = []
+        self.cache_sizes = {}
+        for dev in self.sellers():
+            mine = parcels_to_import(self.plan.scenario.get("day", []), *numbers[dev.device_id])
+            rows += [
+                {"tracking_no": trk, "seller_id": dev.site, "status": state, "hub": hubs[dev.site]}
+                for trk, state in mine
+            ]
+            self.cache_sizes[dev.site] = self.cache_sizes.get(dev.site, 0) + len(mine)
+        status, body = self.api_call("POST", "/api/parcels", {"parcels": rows})
+        if status != 200:
+            raise ControlError(f"gateway: parcel import: {status} {body}")
+
+    def wait_for_caches(self, timeout: float = 60) -> None:
+        """Until every seller handheld holds its account's parcels. The control channel does
+        not show the cache, so the fleet reads the index mark on the handheld's flash
+        (firmware/app/parcels.py FlashIndex: "<count> <digest>")."""
+        deadline = time.monotonic() + timeout
+        for unit in self.units:
+            if unit.dev.role != "seller":
+                continue
+            want = self.cache_sizes.get(unit.dev.site, 0)
+            mark = unit.state_dir / "parcels" / "digest"
+            have = None
+            while time.monotonic() < deadline:
+                try:
+                    have = int(mark.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    have = None
+                if have == want:
+                    break
+                time.sleep(0.1)
+            else:
+                raise ControlError(
+                    f"{unit.dev.device_id}: parcel cache holds {have} of {want} parcels"
+                )
+
     def start(self) -> None:
         bundle.build(ROOT / "build" / "sim")  # once, before N processes race to do it
         self.state_root.mkdir(parents=True, exist_ok=True)
         accounts = self.setup()
+        self.import_parcels()
         answers = []
         for dev in self.plan.devices:
             binding = {"role": dev.role}
@@ -622,21 +744,19 @@ class Fleet:
         # The broker the gateway hands out; the handhelds reach it through the link.
         first = answers[0]["mqtt"]
         self.link = Link(*(self.broker or (first["host"], int(first["port"])))).start()
-        seller_ids = [s["id"] for s in self.plan.scenario["sellers"]]
-        counters: dict[str, int] = {}
+        numbers = self.numbers()
         seed = int(self.plan.scenario.get("seed", 1))
         for dev, answer in zip(self.plan.devices, answers, strict=True):
             unit = Unit(dev, self.state_root / dev.device_id, self.heap)
             unit.configure(answer, self.link)
             unit.start(self.gateway, self.token)
             self.units.append(unit)
-            counters[dev.site] = counters.get(dev.site, 0) + 1
-            seller_no = seller_ids.index(dev.site) + 1 if dev.site in seller_ids else 99
-            self.workers[dev.device_id] = Worker(unit, seller_no, counters[dev.site], seed)
+            self.workers[dev.device_id] = Worker(unit, *numbers[dev.device_id], seed)
         for unit in self.units:
             unit.connect()
             unit.dev.step = "ready"
             unit.poll()
+        self.wait_for_caches()
 
     def stop(self) -> None:
         for unit in self.units:
@@ -777,7 +897,7 @@ class Fleet:
         problems = []
         planned = self.plan.totals()
         done = self.tally()
-        for key in ("bags", "parcels"):
+        for key in ("bags", "parcels", "refused_scans"):
             if done[key] != planned[key]:
                 problems.append(
                     f"handhelds did {key} {done[key]}, the scenario plans {planned[key]}"
@@ -794,15 +914,22 @@ class Fleet:
             got = ours.get(bag_no)
             if got is None:
                 problems.append(f"bag {bag_no} is missing at the gateway")
-            elif got["parcel_count"] != len(info["parcels"]):
-                problems.append(
-                    f"bag {bag_no}: gateway has {got['parcel_count']} parcels, "
-                    f"the handheld bagged {len(info['parcels'])}"
-                )
-            elif abs((got["weight_g"] or 0) - info["grams"]) > 2:
+                continue
+            if abs((got["weight_g"] or 0) - info["grams"]) > 2:
                 problems.append(
                     f"bag {bag_no}: gateway weight {got['weight_g']} g != {info['grams']} g"
                 )
+            inside = self.api(f"/api/bags/{bag_no}")["parcels"]
+            if sorted(inside) != sorted(info["parcels"]):
+                problems.append(
+                    f"bag {bag_no}: gateway has parcels {sorted(inside)}, "
+                    f"the handheld bagged {sorted(info['parcels'])}"
+                )
+        for worker in self.workers.values():
+            for trk in worker.refused_parcels:
+                bag_no = self.api(f"/api/parcels/{trk}")["bag_no"]
+                if bag_no is not None:
+                    problems.append(f"refused parcel {trk} is in bag {bag_no} at the gateway")
         parcels = sum(b["parcel_count"] for b in ours.values())
         if parcels != planned["parcels"]:
             problems.append(
