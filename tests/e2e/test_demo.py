@@ -7,18 +7,44 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
+import pytest
 from harness import ROOT, free_port
 
 
-def api_bags(port: int, token: str) -> list[dict]:
+def api(port: int, token: str, path: str) -> dict | None:
+    """The JSON answer, or None for a 404."""
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/bags?per_page=200",
-        headers={"Authorization": f"Bearer {token}"},
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}
     )
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.load(resp)["bags"]
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return None
+        raise
+
+
+def api_bags(port: int, token: str) -> list[dict]:
+    return api(port, token, "/api/bags?per_page=200")["bags"]
+
+
+@pytest.mark.parametrize("devices", [1, 2, 3, 7])
+def test_the_demo_day_fits_any_number_of_handhelds(devices):
+    import demo
+    import fleet
+
+    day = fleet.plan(demo.scenario_for(devices), devices)
+    assert len(day.devices) == devices
+    assert day.handovers >= 1 and day.statuses["pickup_failed"] == 1
+    assert day.statuses["awaiting_pickup"] >= 1  # the afternoon round waits for a driver
+    if devices == 1:  # no hub handheld: bagging and the pickup only
+        assert "received" not in day.statuses
+    else:
+        assert day.statuses["received"] and day.statuses["received_exception"] == 1
 
 
 def test_demo_makes_bags_and_exits_cleanly():
@@ -33,15 +59,20 @@ def test_demo_makes_bags_and_exits_cleanly():
     reader.start()
 
     closed: list[dict] = []
+    handover = None
     deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and not closed and demo.poll() is None:
+    while time.monotonic() < deadline and handover is None and demo.poll() is None:
         time.sleep(1)
         try:
             closed = [b for b in api_bags(port, token) if b["closed_at"]]
+            handover = api(port, token, "/api/handovers/1")
         except OSError:
             continue
     assert closed, "no closed bag reached /api/bags:\n" + "".join(output)
-    assert {b["device_id"] for b in closed} <= {"demo-1", "demo-2"}
+    # --devices 2: one seller handheld and the hub's (tools/scenarios/demo.json)
+    assert {b["device_id"] for b in closed} <= {"demo-sz-gadgets-1", "demo-hub"}
+    assert handover is not None, "no signed handover reached /api/handovers:\n" + "".join(output)
+    assert handover["device_id"] == "demo-sz-gadgets-1"
 
     assert demo.wait(60) == 0, "".join(output)
     reader.join(5)
@@ -49,6 +80,7 @@ def test_demo_makes_bags_and_exits_cleanly():
     text = "".join(output)
     assert f"http://127.0.0.1:{port}/" in text
     assert re.search(r"login: admin / \S+", text)
+    assert "the gateway agrees with the scenario" in text
     leftovers = subprocess.run(
         ["pgrep", "-f", str(ROOT / "instance" / "demo-sim")], capture_output=True, text=True
     )

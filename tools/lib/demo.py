@@ -1,8 +1,9 @@
-"""tools/demo: the gateway (SQLite, embedded broker), K simulated handhelds and a workload."""
+"""tools/demo: the gateway (SQLite, embedded broker) and K simulated handhelds running a short
+day from tools/scenarios/demo.json through the fleet (tools/lib/fleet.py): bagging, weighing,
+a courier pickup with a signed handover and a refused bag, a hub arrival."""
 
 import argparse
 import os
-import random
 import secrets
 import signal
 import socket
@@ -13,10 +14,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from control import ControlError, Handheld
+import fleet
+from control import ControlError
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "instance"
+DEMO_SCENARIO = fleet.SCENARIOS / "demo.json"
+GATEWAY_LOG = INSTANCE / "demo-gateway.log"
 
 
 def port_free(port: int) -> bool:
@@ -48,11 +52,16 @@ def pick_port(wanted: int, what: str) -> int:
     return port
 
 
+def gateway_died(code: int) -> str:
+    tail = GATEWAY_LOG.read_text(errors="replace").splitlines()[-15:]
+    return "\n".join(tail + [f"demo: the gateway exited with {code} (log: {GATEWAY_LOG})"])
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"demo: the gateway exited with {proc.returncode}")
+            sys.exit(gateway_died(proc.returncode))
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -61,22 +70,41 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     sys.exit("demo: the gateway did not start")
 
 
-def workload(device_id: str, port: int, stop: threading.Event, tally: dict) -> None:
-    """A warehouse worker: bag a few parcels, weigh the bag, close it; again."""
-    rng = random.Random(device_id)
+def scenario_for(devices: int) -> dict:
+    """tools/scenarios/demo.json fitted to `devices` handhelds: a hub handheld from 2 on (one
+    handheld only bags and hands over: no hub arrival), as many sellers as there is room for,
+    the rest shared among them (fleet.plan)."""
+    if devices < 1:
+        raise fleet.ScenarioError("--devices must be at least 1")
+    day = fleet.load(DEMO_SCENARIO)
+    day.pop("expect", None)  # recomputed for this size
+    if devices == 1:
+        day["hubs"] = []
+        day["day"] = [s for s in day["day"] if s["do"] != "arrive"]
+    day["sellers"] = day["sellers"][: max(1, devices - len(day["hubs"]))]
+    return day
+
+
+def run_day(day: fleet.Fleet, stop: threading.Event) -> None:
+    """Start the handhelds and run the day; on success check the gateway against the plan."""
     try:
-        hh = Handheld(port, timeout=60)
-        while not stop.is_set():
-            for _ in range(rng.randint(3, 8)):
-                hh.scan(f"LZ{rng.randrange(10**11, 10**12)}CN")
-            hh.weigh(rng.randint(2000, 15000))
-            hh.key("ok")
-            hh.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
-            tally["bags"] = tally.get("bags", 0) + 1
-            stop.wait(rng.uniform(1, 3))
-    except (ControlError, OSError) as err:
+        day.start()
+        day.run_day()
+        problems = day.check()
+    except (ControlError, OSError, fleet.provision.ProvisionError) as err:
         if not stop.is_set():
-            print(f"demo: {device_id}: {err}")
+            print(f"demo: the scenario stopped: {err} (logs in {day.state_root.parent})")
+        return
+    t = day.tally()
+    print(
+        f"demo: the day is done: {t['bags']} bags, {t['parcels']} parcels, "
+        f"{t['refused_scans']} scans refused, {len(day.handovers)} signed handover(s)"
+    )
+    for problem in problems:
+        print(f"demo: MISMATCH {problem}")
+    if not problems:
+        print("demo: the gateway agrees with the scenario")
+    print("demo: the handhelds stay on; Ctrl-C stops everything.", flush=True)
 
 
 def main() -> None:
@@ -85,6 +113,11 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=5000)
     parser.add_argument("--devices", type=int, default=3)
     args = parser.parse_args()
+    try:
+        scenario = scenario_for(args.devices)
+        fleet.plan(scenario, args.devices)
+    except fleet.ScenarioError as err:
+        parser.error(str(err))
 
     INSTANCE.mkdir(exist_ok=True)
     http_port = pick_port(args.http_port, "HTTP")
@@ -106,6 +139,8 @@ def main() -> None:
 
     children: list[subprocess.Popen] = []
     stop = threading.Event()
+    day: fleet.Fleet | None = None
+    display: fleet.Display | None = None
 
     def shutdown(*_args) -> None:
         stop.set()
@@ -113,43 +148,40 @@ def main() -> None:
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     try:
-        gateway = subprocess.Popen(["bagscan-gateway"], env=env, cwd=ROOT)
+        # Its request log would bury the progress lines: it goes to a file.
+        with GATEWAY_LOG.open("wb") as log:
+            gateway = subprocess.Popen(
+                ["bagscan-gateway"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         children.append(gateway)
         wait_http(gateway_url + "/api/health", gateway)
-
-        sim_root = INSTANCE / "demo-sim"
-        subprocess.run(["rm", "-rf", str(sim_root)], check=True)
-        workers = []
-        tally: dict = {}
-        for i in range(1, args.devices + 1):
-            device_id, port = f"demo-{i}", free_port()
-            sim = subprocess.Popen(
-                [sys.executable, str(ROOT / "tools/lib/sim.py"), "--gateway", gateway_url,
-                 "--token", token, "--device-id", device_id, "--control-port", str(port),
-                 "--state-dir", str(sim_root / device_id)],
-                env=env, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-            children.append(sim)
-            worker = threading.Thread(
-                target=workload, args=(device_id, port, stop, tally), daemon=True
-            )
-            worker.start()
-            workers.append(worker)
 
         print(f"\nbagscan is running: admin page {gateway_url}/")
         print(f"login: admin / {env['BAGSCAN_ADMIN_PASSWORD']}")
         print(f"JSON API: {gateway_url}/api/bags  (Authorization: Bearer {token})")
-        print("Ctrl-C stops everything.\n")
+        print(f"gateway log: {GATEWAY_LOG.relative_to(ROOT)}")
+        print("Ctrl-C stops everything.\n", flush=True)
+
+        sim_root = INSTANCE / "demo-sim"
+        subprocess.run(["rm", "-rf", str(sim_root)], check=True)
+        day = fleet.Fleet(gateway_url, token, scenario, sim_root / "flash", args.devices)
+        display = fleet.Display(day, sys.stdout, live=False)
+        display.start()
+        runner = threading.Thread(target=run_day, args=(day, stop), name="day", daemon=True)
+        runner.start()
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.is_set():
             if deadline and time.monotonic() >= deadline:
                 break
             if gateway.poll() is not None:
-                sys.exit(f"demo: the gateway exited with {gateway.returncode}")
+                sys.exit(gateway_died(gateway.returncode))
             stop.wait(0.5)
         stop.set()
-        print(f"demo: stopping; {tally.get('bags', 0)} bags closed on the handhelds")
+        print(f"demo: stopping; {day.tally()['bags']} bags closed on the handhelds", flush=True)
     finally:
+        if day is not None:
+            display.stop()
+            day.stop()  # the handhelds; no new one starts after this
         for child in reversed(children):
             if child.poll() is None:
                 child.terminate()

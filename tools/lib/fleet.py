@@ -538,7 +538,8 @@ class Display:
         f = self.fleet
         lines = [
             f"{f.plan.scenario.get('name', 'fleet')}: step {f.step_no}/{f.step_count} "
-            f"{f.step_name}  link {'UP' if f.link.up else 'DOWN'} ({f.link.connections} conn)  "
+            f"{f.step_name}  link {'UP' if f.link_up() else 'DOWN'} "
+            f"({f.link.connections if f.link else 0} conn)  "
             f"{time.monotonic() - f.started:5.1f} s",
             f"{'handheld':<24} {'role':<9} {'step':<10} {'bags':>4} {'parcels':>7} "
             f"{'refused':>7} {'queue':>5} {'link':<4} screen",
@@ -567,13 +568,13 @@ class Display:
                 self._lines = len(lines)
             else:
                 t = self.fleet.tally()
-                key = (self.fleet.step_no, self.fleet.link.up, t["bags"] // 10)
+                key = (self.fleet.step_no, self.fleet.link_up(), t["bags"] // 10)
                 if key != self._last_plain:
                     self._last_plain = key
                     self.stream.write(
                         f"fleet: {time.monotonic() - self.fleet.started:6.1f} s step "
                         f"{self.fleet.step_no}/{self.fleet.step_count} {self.fleet.step_name}; "
-                        f"link {'up' if self.fleet.link.up else 'DOWN'}; bags {t['bags']}, "
+                        f"link {'up' if self.fleet.link_up() else 'DOWN'}; bags {t['bags']}, "
                         f"parcels {t['parcels']}, refused {t['refused_scans']}, "
                         f"queued {t['queue']}\n"
                     )
@@ -613,6 +614,9 @@ class Fleet:
         self.refused_bags: set[str] = set()
         self.handovers: list[dict] = []
         self.cache_sizes: dict[str, int] = {}
+
+    def link_up(self) -> bool:
+        return self.link is None or self.link.up  # no link yet: nothing is cut
 
     def tally(self) -> dict:
         devs = self.plan.devices
@@ -705,7 +709,7 @@ class Fleet:
             want = self.cache_sizes.get(unit.dev.site, 0)
             mark = unit.state_dir / "parcels" / "digest"
             have = None
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self.stop_event.is_set():
                 try:
                     have = int(mark.read_text().split()[0])
                 except (OSError, ValueError, IndexError):
@@ -749,8 +753,11 @@ class Fleet:
         for dev, answer in zip(self.plan.devices, answers, strict=True):
             unit = Unit(dev, self.state_root / dev.device_id, self.heap)
             unit.configure(answer, self.link)
-            unit.start(self.gateway, self.token)
-            self.units.append(unit)
+            with self.lock:  # stop() from another thread: no process starts after it
+                if self.stop_event.is_set():
+                    raise ControlError("the fleet was stopped while starting")
+                unit.start(self.gateway, self.token)
+                self.units.append(unit)
             self.workers[dev.device_id] = Worker(unit, *numbers[dev.device_id], seed)
         for unit in self.units:
             unit.connect()
@@ -759,7 +766,12 @@ class Fleet:
         self.wait_for_caches()
 
     def stop(self) -> None:
-        for unit in self.units:
+        """Stop every handheld; safe from another thread while start() or a step runs (the
+        steps then fail on their closed control channels)."""
+        with self.lock:
+            self.stop_event.set()
+            units = list(self.units)
+        for unit in units:
             unit.stop()
         if self.link:
             self.link.stop()
