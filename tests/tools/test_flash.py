@@ -156,3 +156,41 @@ def test_a_wrong_port_fails_with_mpremotes_message(tmp_path, board, capsys):
     args = ["--port", "/dev/ttyUSB9", "--config", str(host_config(tmp_path))]
     assert flash.main([*args, "--stage", str(tmp_path / "s")]) == 1
     assert "failed to access /dev/ttyUSB9" in capsys.readouterr().err
+
+
+def frozen_by_manifest() -> set[str]:
+    """The modules firmware/manifest.py freezes, read with stand-ins for MicroPython's
+    manifest functions (tools/manifestfile.py: include, package, module)."""
+    frozen: set[str] = set()
+
+    def package(name, files=None, base_path=".", opt=None):
+        found = files or [
+            p.relative_to(FIRMWARE / name).as_posix() for p in (FIRMWARE / name).rglob("*.py")
+        ]
+        frozen.update(f"{name}/{f}" for f in found)
+
+    def module(name, base_path=".", opt=None):
+        frozen.add(name)
+
+    code = (FIRMWARE / "manifest.py").read_text()
+    exec(code, {"include": lambda path: None, "package": package, "module": module})
+    return frozen
+
+
+def test_the_manifest_freezes_exactly_the_esp32_bundle_but_main():
+    bundled = {p.relative_to(FIRMWARE).as_posix() for p in bundle.sources("esp32")}
+    assert frozen_by_manifest() == bundled - {"main.py"}
+    assert "hal/sim.py" not in bundled and "manifest.py" not in bundled
+
+
+def test_a_frozen_image_gets_main_pin_map_and_config_and_no_code_that_would_shadow_it(
+    tmp_path, board, capsys
+):
+    stage = tmp_path / "stage"
+    args = ["--port", PORT, "--config", str(host_config(tmp_path)), "--stage", str(stage)]
+    assert flash.main([*args, "--frozen"]) == 0, capsys.readouterr()
+    staged = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    assert staged == ["data/config.json", "main.py", "pinmap.json"]
+    assert (board / "main.py").read_text() == (FIRMWARE / "main.py").read_text()
+    assert not list((board / "app").glob("*"))  # the filesystem would win over .frozen
+    assert "RAM" not in capsys.readouterr().err

@@ -12,6 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 SKIP_DIRS = {"typings", "__pycache__"}
+# Read by MicroPython's build of a frozen image, never by the handheld.
+MANIFEST = "manifest.py"
 # Arguments for mpy-cross per target: bytecode for the host's unix port, xtensawin for ESP32.
 TARGETS = {"host": [], "esp32": ["-march=xtensawin"]}
 
@@ -38,7 +40,8 @@ def sources(include_board: str | None = None) -> list[Path]:
     found = []
     for path in sorted(FIRMWARE.rglob("*.py")):
         rel = path.relative_to(FIRMWARE)
-        if SKIP_DIRS & set(rel.parts) or rel.name == "__init__.py" and rel.parent == Path("."):
+        top_level = rel.parent == Path(".")
+        if SKIP_DIRS & set(rel.parts) or top_level and rel.name in ("__init__.py", MANIFEST):
             continue
         if rel.parts[0] == "hal" and include_board and rel.stem not in ("__init__", include_board):
             continue

@@ -3,6 +3,9 @@
 Builds the firmware for the ESP32 (.mpy for xtensawin), stages it with /pinmap.json and the
 device's /data/config.json (written by tools/provision), copies it with mpremote, then hashes
 every file on the device and compares. --dry-run stops after the staging and prints the plan.
+--frozen is for a board whose MicroPython image has the firmware frozen in
+(firmware/manifest.py): only main.py, the pin map and the config are copied, and code left on
+the filesystem is removed, since it would be imported before the frozen modules.
 """
 
 import argparse
@@ -117,9 +120,12 @@ def device_config(host_config: dict, config_dir: Path) -> tuple[dict, Path | Non
     return cfg, ca
 
 
-def stage(config_path: Path, into: Path) -> tuple[dict, list[tuple[Path, str]]]:
+def stage(
+    config_path: Path, into: Path, frozen: bool = False
+) -> tuple[dict, list[tuple[Path, str]]]:
     """Build the bundle and lay out the device's filesystem in `into`; returns the device
-    config and [(local file, device path)]."""
+    config and [(local file, device path)]. frozen: the code is in the image, stage main.py
+    only."""
     try:
         host_config = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
@@ -128,7 +134,11 @@ def stage(config_path: Path, into: Path) -> tuple[dict, list[tuple[Path, str]]]:
     firmware = bundle.build(BUILD, target="esp32", board="esp32")
     if into.exists():
         shutil.rmtree(into)
-    shutil.copytree(firmware, into, ignore=shutil.ignore_patterns(".*"))
+    if frozen:
+        into.mkdir(parents=True)
+        shutil.copyfile(firmware / "main.py", into / "main.py")
+    else:
+        shutil.copytree(firmware, into, ignore=shutil.ignore_patterns(".*"))
     shutil.copyfile(PINMAP, into / "pinmap.json")
     (into / "data").mkdir()
     (into / "data" / "config.json").write_text(json.dumps(cfg, separators=(",", ":")))
@@ -249,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-reset", action="store_true", help="do not reset the board after")
     parser.add_argument("--stage", type=Path, help="staging folder (default build/flash/<id>)")
+    parser.add_argument(
+        "--frozen",
+        action="store_true",
+        help="the board's image has the firmware frozen in (firmware/manifest.py): "
+        "copy main.py, pin map and config only",
+    )
     args = parser.parse_args(argv)
     if not args.dry_run and not args.port:
         parser.error("--port is required unless --dry-run")
@@ -258,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         host_id = "device"
     staged = args.stage or ROOT / "build" / "flash" / str(host_id)
     try:
-        cfg, plan = stage(args.config, staged)
+        cfg, plan = stage(args.config, staged, args.frozen)
         line, over = budget_report(staged)
         if args.dry_run or over:
             for src, dest in plan:
