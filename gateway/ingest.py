@@ -55,7 +55,11 @@ class Ingest:
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv311,
-            clean_session=False,  # keep our queue at the broker while we restart
+            # Alone, we keep our queue at the broker while we restart. In a shared
+            # subscription a persistent session of a dead instance would keep getting its
+            # share of the messages; with a clean session the broker drops it from the
+            # group, and devices resend what it never acknowledged (docs/deploy.md).
+            clean_session=bool(share_group),
             manual_ack=True,
         )
         # MQTT 3.1.1 has no receive maximum: the broker's max_inflight_messages must be 0
