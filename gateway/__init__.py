@@ -20,6 +20,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         # The broker address handed to handhelds at provisioning (as they reach it).
         DEVICE_MQTT_HOST="127.0.0.1",
         DEVICE_MQTT_PORT=1883,
+        # Scale-out (docs/deploy.md): gunicorn workers for HTTP (0: one threaded process),
+        # this instance's name (its MQTT client id; unique per instance), and the shared
+        # subscription group several instances consume from.
+        HTTP_WORKERS=0,
+        HTTP_THREADS=8,
+        INSTANCE="",
+        MQTT_SHARE="",
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

@@ -124,18 +124,19 @@ def payload(session: Session, device: Device, now: datetime | None = None) -> by
 
 
 def publish(session: Session, device_ids: list[str] | None = None) -> int:
-    """Republish the configs of some devices (all by default) when the ingest runs here.
+    """Republish the configs of some devices (all by default) when this process can publish
+    (the ingest worker, or an HTTP worker's publisher: gateway.serve).
 
-    Returns how many were published; 0 when there is no ingest (tests, CLI).
+    Returns how many were published; 0 when there is no publisher (tests, CLI).
     """
-    ingest = current_app.extensions.get("bagscan.ingest")
-    if ingest is None:
+    publisher = current_app.extensions.get("bagscan.publisher")
+    if publisher is None:
         return 0
     query = select(Device).order_by(Device.id)
     if device_ids is not None:
         query = query.where(Device.id.in_(device_ids))
     count = 0
     for device in session.scalars(query):
-        ingest.publish_config(device.id, payload(session, device))
+        publisher.publish_config(device.id, payload(session, device))
         count += 1
     return count

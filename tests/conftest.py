@@ -9,12 +9,11 @@ import pytest
 from harness import (
     DEFAULT_HEAP,
     FIRMWARE,
-    PG_SERVER,
-    TEST_DB,
     Gateway,
     Mosquitto,
     SimHandheld,
     micropython_path,
+    scratch_database,
 )
 
 
@@ -61,19 +60,8 @@ def mosquitto():
 
 @pytest.fixture
 def database_url(tmp_path):
-    if TEST_DB == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bagscan.sqlite'}"
-        return
-    from sqlalchemy import create_engine, text
-
-    name = "bagscan_test_" + os.urandom(6).hex()
-    server = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{PG_SERVER}/{name}"
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    with scratch_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,26 @@ sys.path.insert(0, str(TOOLS_LIB))
 # (tools/test does both). Each test gets a database of its own.
 TEST_DB = os.environ.get("BAGSCAN_TEST_DB", "sqlite")
 PG_SERVER = os.environ.get("BAGSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@contextmanager
+def scratch_database(tmp: Path):
+    """A new empty database for one test: a SQLite file in tmp, or a PostgreSQL database."""
+    if TEST_DB == "sqlite":
+        yield f"sqlite:///{tmp / ('bagscan-' + os.urandom(3).hex() + '.sqlite')}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = "bagscan_test_" + os.urandom(6).hex()
+    server = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
 
 
 class Gateway:

@@ -84,7 +84,7 @@ def test_api_device_creation_publishes_the_config(app, api):
         def publish_config(self, device_id, payload):
             published.append((device_id, json.loads(payload)))
 
-    app.extensions["bagscan.ingest"] = FakeIngest()
+    app.extensions["bagscan.publisher"] = FakeIngest()
     code, body = api.post("/api/devices", {"device_id": "hh-new"})
     assert code == 201
     assert published[0][0] == "hh-new" and published[0][1]["bag_range"] == body["bag_range"]
