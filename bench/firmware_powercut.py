@@ -4,7 +4,7 @@ Each round boots the firmware (tools/lib/control.LocalHandheld, no gateway) on t
 flash, checks what it recovered, sends a burst of parcel scans and kills the process after a
 random delay - mid-scan, mid-append, mid-flush, mid-beep. After every restart:
 - every scan that got an OK beep before the kill is in the journal exactly once;
-- every journal record is valid (wire.record_error) and the seqs run 1, 2, 3... without gaps;
+- every journal record is valid (wire_schema.record_error) and the seqs run 1, 2, 3... without gaps;
 - the open bag is rebuilt: the handheld's bag_count equals the parcels the journal holds for it.
 Bags are weighed and closed when nearly full, so long soaks go on past 300 parcels.
 
@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools" / "lib")]
 
 from control import ControlError, LocalHandheld  # noqa: E402
 
-from firmware.app import wire  # noqa: E402
+from firmware.app import wire_schema  # noqa: E402
 
 _CLOSE_AT = 280  # parcels in the open bag before the soak weighs and closes it
 
@@ -36,7 +36,7 @@ def check(hh: LocalHandheld, confirmed: set[str]) -> dict:
     if seqs != list(range(1, len(seqs) + 1)):
         raise AssertionError(f"journal seqs not contiguous from 1: {seqs[:5]}...{seqs[-5:]}")
     for r in recs:
-        err = wire.record_error(r)
+        err = wire_schema.record_error(r)
         if err:
             raise AssertionError(f"corrupt record {r}: {err}")
     parcels = [r["trk"] for r in recs if r["k"] == "parcel"]

@@ -4,7 +4,7 @@ A device (username = device id) publishes only its own events and status and rea
 own acknowledgements and config; the gateway's service account reads and writes all of ours.
 """
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 
 GATEWAY_USER = "bagscan-gateway"
 DEVICE_PUBLISHES = (wire.EVENTS, wire.STATUS)
@@ -17,9 +17,9 @@ def allowed(username: str | None, topic: str, action: str) -> bool:
         return False
     if username == GATEWAY_USER:
         return topic.startswith(wire.ROOT) or topic.startswith("$share/")
-    if not wire.device_id_ok(username):  # refuses "+", "#" and "/" in a username
+    if not wire_schema.device_id_ok(username):  # refuses "+", "#" and "/" in a username
         return False
-    parsed = wire.parse_topic(topic)
+    parsed = wire_schema.parse_topic(topic)
     if parsed is None or parsed[0] != username:
         return False
     kinds = DEVICE_PUBLISHES if action == "publish" else DEVICE_READS

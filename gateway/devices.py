@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway.models import Device
 
 # Mosquitto 2's password hash (mosquitto_passwd, "$7$"): PBKDF2-HMAC-SHA512, 12-byte salt,
@@ -59,7 +59,7 @@ def provision(session: Session, device_id: str, range_size: int) -> tuple[Device
     The password is shown once; only its hash is kept, in Mosquitto's format, so the broker's
     password file can be written from the database at any time (gateway/mqtt_cli.py).
     """
-    if not wire.device_id_ok(device_id):
+    if not wire_schema.device_id_ok(device_id):
         raise ProvisionError("device_id", "device_id must be 1-32 letters, digits, '-' or '_'")
     password = secrets.token_urlsafe(18)
     device = session.get(Device, device_id)
@@ -79,7 +79,7 @@ def provision(session: Session, device_id: str, range_size: int) -> tuple[Device
 
 
 def check_login(session: Session, device_id: str, password: str) -> bool:
-    device = session.get(Device, device_id) if wire.device_id_ok(device_id) else None
+    device = session.get(Device, device_id) if wire_schema.device_id_ok(device_id) else None
     return device is not None and check_password(device.password_hash, password)
 
 

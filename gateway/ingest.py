@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway import db, devices
 from gateway.ledger import Ledger
 
@@ -177,7 +177,7 @@ class Ingest:
         device's login publish there, so the topic is the authenticated device.
         """
         try:
-            parsed = wire.parse_topic(msg.topic)
+            parsed = wire_schema.parse_topic(msg.topic)
         except Exception:  # noqa: BLE001 - a topic paho cannot decode is garbage too
             return self._reject(msg, "topic is not UTF-8")
         if parsed is None or parsed[1] not in (wire.EVENTS, wire.STATUS):
@@ -191,7 +191,7 @@ class Ingest:
             return self._reject(msg, "payload is not UTF-8 JSON")
         try:
             if parsed[1] == wire.EVENTS:
-                err = wire.events_error(body)
+                err = wire_schema.events_error(body)
             else:
                 err = devices.status_error(body)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not stop the worker

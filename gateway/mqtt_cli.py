@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from firmware.app import wire
+from firmware.app import wire_schema
 from gateway import acl, db, devices
 from gateway.models import Device
 
@@ -27,7 +27,7 @@ def password_file(session: Session, gateway_password: str) -> str:
         select(Device.id, Device.password_hash).order_by(Device.id)
     ):
         # Older rows hold a werkzeug hash Mosquitto cannot read: re-issue their credentials.
-        if wire.device_id_ok(device_id) and stored.startswith("$7$"):
+        if wire_schema.device_id_ok(device_id) and stored.startswith("$7$"):
             lines.append(f"{device_id}:{stored}")
     return "\n".join(lines) + "\n"
 

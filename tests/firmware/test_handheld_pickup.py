@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from test_handheld_bagging import device  # noqa: F401 - the fixture
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway.domain.receipts import HandoverFields, verify_driver_signature
 
 DRIVER_KEY = bytes(range(32))
@@ -101,7 +101,7 @@ def test_handover_is_signed_and_verifies_with_the_gateway(pickup_device):
     recs = hh.journal()
     pickups = [r for r in recs if r["k"] == "pickup"]
     assert [r["bag"] for r in pickups] == bags
-    assert all(wire.record_error(r) is None for r in recs)
+    assert all(wire_schema.record_error(r) is None for r in recs)
     (refusal,) = [r for r in recs if r["k"] == "pickup_refuse"]
     assert refusal["bag"] == "BS0000000009" and refusal["why"] == wire.REFUSE_REASONS[1]
     (handover,) = [r for r in recs if r["k"] == "handover"]

@@ -9,7 +9,7 @@ import pytest
 from harness import PG_SERVER, TEST_DB
 from sqlalchemy import create_engine, text
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway import create_app, db, devices, registry
 from gateway.models import Device, Record
 
@@ -101,7 +101,7 @@ class Handheld:
             seq = device.applied_seq + 1
             body = {"s": seq, "b": 1, "t": next(self._t), "w": int(at.timestamp()), "q": 1}
             body |= {"k": kind, **fields}
-            err = wire.record_error(body)
+            err = wire_schema.record_error(body)
             if err:
                 raise ValueError(err)
             record = Record(

@@ -10,7 +10,7 @@ import pytest
 from syncstack import Stack, stack  # noqa: F401 - fixture
 
 from bench.sync_device import RawMQTT, WireDevice, record
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 
 
 def _wait(pred, timeout: float, what: str) -> None:
@@ -89,7 +89,7 @@ def _garbage(rng: random.Random, good: bytes) -> bytes:
             body = json.loads(payload.decode("utf-8"))
         except (ValueError, RecursionError):
             return payload
-        if len(payload) > wire.MAX_MESSAGE or wire.events_error(body) is not None:
+        if len(payload) > wire.MAX_MESSAGE or wire_schema.events_error(body) is not None:
             return payload
 
 

@@ -1,9 +1,10 @@
-"""Firmware and gateway run the same wire.py; both must judge the same samples alike."""
+"""Firmware and gateway run the same wire.py and wire_schema.py; both must judge the same samples
+alike."""
 
 import json
 from pathlib import Path
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway import devices
 
 SAMPLES = Path(__file__).with_name("wire_samples.json")
@@ -12,7 +13,7 @@ SAMPLES = Path(__file__).with_name("wire_samples.json")
 def _python_verdicts(samples):
     out = []
     for s in samples:
-        check = {"events": wire.events_error, "ack": wire.ack_error}[s["check"]]
+        check = {"events": wire_schema.events_error, "ack": wire.ack_error}[s["check"]]
         try:
             msg = json.loads(s["payload"])
         except ValueError:
@@ -24,11 +25,11 @@ def _python_verdicts(samples):
 
 MPY = r"""
 import json
-from app import wire
+from app import wire, wire_schema
 samples = json.load(open(%r))
 out = []
 for s in samples:
-    check = {"events": wire.events_error, "ack": wire.ack_error}[s["check"]]
+    check = {"events": wire_schema.events_error, "ack": wire.ack_error}[s["check"]]
     try:
         msg = json.loads(s["payload"])
     except ValueError:
@@ -64,9 +65,9 @@ def test_payloads_built_on_the_device_validate_on_the_gateway(run_mpy):
         "print(wire.topic('hh-1', wire.EVENTS))\n"
     )
     events, ack, topic = proc.stdout.strip().splitlines()[-3:]
-    assert wire.events_error(json.loads(events)) is None
+    assert wire_schema.events_error(json.loads(events)) is None
     assert wire.ack_error(json.loads(ack)) is None
-    assert wire.parse_topic(topic) == ("hh-1", "events")
+    assert wire_schema.parse_topic(topic) == ("hh-1", "events")
 
 
 def test_the_last_will_and_a_status_validate():
@@ -80,8 +81,8 @@ def test_the_last_will_and_a_status_validate():
 
 
 def test_topics_name_one_device_and_one_kind():
-    assert wire.parse_topic("bagscan/v1/dev/hh-1/events") == ("hh-1", "events")
+    assert wire_schema.parse_topic("bagscan/v1/dev/hh-1/events") == ("hh-1", "events")
     for bad in ["bagscan/v1/dev/+/events", "bagscan/v1/dev/#", "bagscan/v1/dev/a/b/events",
                 "bagscan/v2/dev/hh-1/events", "bagscan/v1/dev/hh-1/other", "bagscan/v1/dev//events",
                 "bagscan/v1/dev/" + "x" * 33 + "/events", "bagscan/v1/dev/hé/events"]:  # fmt: skip
-        assert wire.parse_topic(bad) is None, bad
+        assert wire_schema.parse_topic(bad) is None, bad
