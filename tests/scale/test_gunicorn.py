@@ -1,0 +1,76 @@
+"""HTTP by gunicorn with several workers; the ingest worker runs once per instance (issue 8)."""
+
+import json
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from harness import Gateway
+
+from bench.sync_device import WireDevice, record
+from firmware.app import wire
+
+
+def retained_config(port: int, device_id: str, password: str, timeout: float = 15) -> dict:
+    got: list[bytes] = []
+    arrived = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bagscan-{device_id}")
+    client.username_pw_set(device_id, password)
+
+    def on_message(_c, _u, msg):
+        got.append(msg.payload)
+        arrived.set()
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *_a: c.subscribe(wire.topic(device_id, wire.CONFIG), 1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert arrived.wait(timeout), "no retained config"
+        return json.loads(got[0])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_gunicorn_workers_serve_while_one_ingest_applies_records(tmp_path, database_url):
+    gw = Gateway(tmp_path, db_url=database_url, extra_env={"BAGSCAN_HTTP_WORKERS": "3"}).start()
+    try:
+        # Several requests land on different workers; each answers from the same database.
+        for i in range(6):
+            status, body = gw.api("POST", "/api/devices", {"device_id": f"hh-g{i}"})
+            assert status == 201, body
+        # A worker published the device's retained config through the broker.
+        config = retained_config(gw.mqtt_port, body["device_id"], body["mqtt"]["password"])
+        assert config["bag_range"] == body["bag_range"]
+
+        dev = WireDevice(
+            "127.0.0.1", gw.mqtt_port, body["device_id"], body["mqtt"]["password"]
+        ).start()
+        bag = wire.bag_number(body["bag_range"][0])
+        dev.add([record(1, "bag_open", bag=bag), record(2, "parcel", bag=bag, trk="LZ1CN")])
+        assert dev.wait_acked(30)
+        dev.stop()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, got = gw.api("GET", f"/api/bags/{bag}")
+            if status == 200 and got["parcel_count"] == 1:
+                break
+            time.sleep(0.2)
+        assert got["parcels"] == ["LZ1CN"]
+
+        workers = subprocess.run(
+            ["pgrep", "-f", "-P", str(gunicorn_master(gw.proc.pid)), "gunicorn"],
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        assert len(workers) == 3
+    finally:
+        gw.stop()
+    log = gw.log.read_text()
+    assert log.count("ingest connected") == 1, "the ingest must run once, not once per worker"
+
+
+def gunicorn_master(parent: int) -> int:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
+    return int(out.split()[0])
