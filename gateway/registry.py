@@ -7,13 +7,19 @@ bag (the device's fact is kept as sent, in `records`); a database error still ra
 ingest retries the whole batch.
 
 Every handler checks first and writes afterwards, so a refusal leaves nothing half-applied.
+
+Handlers read bags, memberships and parcels through a Batch (gateway/registry_batch.py):
+the ingest applies a run of a device's records under one (`batch()`), prefetched in a few
+queries; a record applied on its own gets a Batch of its own.
 """
 
 import logging
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from firmware.app import rules, wire
@@ -30,13 +36,13 @@ from gateway.models import (
     Disagreement,
     Driver,
     Handover,
-    Parcel,
     Record,
     Scan,
     Store,
     Weighing,
 )
 from gateway.models import Receipt as ReceiptRow
+from gateway.registry_batch import Batch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class Context:
     device: Device
     record: Record
     at: datetime  # the device's time of the action
+    batch: Batch
 
     @property
     def actor(self) -> str:
@@ -86,8 +93,32 @@ class Context:
         )
 
 
+_BATCH = "bagscan.registry.batch"  # session.info key of the current run's Batch
+
+
+@contextmanager
+def batch(session: Session, device: Device, records: Sequence[Record]) -> Iterator[Batch]:
+    """Apply a run of the device's records with one prefetch and one write of memberships.
+
+    Use inside a savepoint: if a record raises, roll back and apply them one by one.
+    """
+    run = Batch(session, device)
+    run.prefetch(r.body for r in records)
+    session.info[_BATCH] = run
+    try:
+        yield run
+        run.flush()
+    finally:
+        session.info.pop(_BATCH, None)
+
+
 def apply(session: Session, device: Device, record: Record) -> None:
-    ctx = Context(session, device, record, record.occurred_at)
+    run = session.info.get(_BATCH)
+    own = run is None or run.device is not device
+    if own:
+        run = Batch(session, device)
+        run.prefetch([record.body])
+    ctx = Context(session, device, record, record.occurred_at, run)
     try:
         _HANDLERS[record.kind](ctx, record.body)
     except Refusal as r:
@@ -97,6 +128,8 @@ def apply(session: Session, device: Device, record: Record) -> None:
     except (ValueError, KeyError, TypeError) as err:  # a record we cannot read: keep going
         log.warning("record %s/%s not applied: %s", device.id, record.seq, err)
         ctx.disagree("RECORD_NOT_APPLIED", f"{record.kind} not applied: {err}")
+    if own:
+        run.flush()
 
 
 def record_disagreement(
@@ -155,7 +188,7 @@ def bag_of_parcel(session: Session, tracking_no: str) -> Bag | None:
 
 def _open_bag(ctx: Context, bag_no: str) -> Bag:
     """The bag, created (submitted) on its first record, with the device's account and address."""
-    bag = find_bag(ctx.session, bag_no)
+    bag = ctx.batch.bag(bag_no)
     if bag is not None:
         return bag
     device = ctx.device
@@ -185,6 +218,7 @@ def _open_bag(ctx: Context, bag_no: str) -> Bag:
         )
     )
     ctx.session.flush()
+    ctx.batch.opened(bag)
     serial = wire.bag_serial(bag_no)
     if serial is None or not device.bag_range_lo <= serial <= device.bag_range_hi:
         ctx.disagree(
@@ -211,23 +245,17 @@ def _bagging_bag(ctx: Context, bag_no: str) -> Bag:
 
 
 def _known_bag(ctx: Context, bag_no: str) -> Bag:
-    bag = find_bag(ctx.session, bag_no)
+    bag = ctx.batch.bag(bag_no)
     if bag is None:
         raise Refusal(UNKNOWN_BAG, f"{ctx.record.kind} of bag {bag_no}, unknown to the gateway")
     return bag
-
-
-def _linked_sellers(session: Session, account_id: int | None) -> set[str]:
-    if account_id is None:
-        return set()
-    return set(session.scalars(select(Store.seller_id).where(Store.account_id == account_id)))
 
 
 # --- bagging ------------------------------------------------------------------------------
 
 
 def _bag_open(ctx: Context, rec: dict) -> None:
-    bag = find_bag(ctx.session, rec["bag"])
+    bag = ctx.batch.bag(rec["bag"])
     if bag is not None and bag.device_id != ctx.device.id:
         raise Refusal(
             BAG_OF_OTHER_DEVICE, f"bag {rec['bag']} was opened on device {bag.device_id}", bag
@@ -236,34 +264,29 @@ def _bag_open(ctx: Context, rec: dict) -> None:
 
 
 def _parcel(ctx: Context, rec: dict) -> None:
-    session, trk = ctx.session, rec["trk"]
+    trk = rec["trk"]
     bag = _bagging_bag(ctx, rec["bag"])
-    members = [m.tracking_no for m in bag.parcels]
+    members = ctx.batch.members(bag)
     if trk in members:
         raise Refusal(rules.DUPLICATE, bag_rules.MESSAGES[rules.DUPLICATE], bag, trk)
-    parcel = session.get(Parcel, trk)
+    parcel = ctx.batch.parcel(trk)
     if parcel is None:
-        if settings.of(session).get("UNKNOWN_PARCEL") == "refuse":
+        if settings.of(ctx.session).get("UNKNOWN_PARCEL") == "refuse":
             ctx.disagree(UNKNOWN_PARCEL, f"parcel {trk} was never imported", bag, trk)
     else:
-        _recheck_parcel(ctx, bag, parcel, members)
-    session.add(BagParcel(bag=bag, tracking_no=trk, added_at=ctx.at))
-    bag.parcel_count = len(members) + 1
+        _recheck_parcel(ctx, bag, parcel, members.keys())
+    ctx.batch.add_member(bag, trk, ctx.at)
+    bag.parcel_count = len(members)
     if bag.seller_id is None and parcel is not None:
         bag.seller_id = parcel.seller_id
 
 
-def _recheck_parcel(ctx: Context, bag: Bag, parcel: Parcel, members: list[str]) -> None:
+def _recheck_parcel(ctx: Context, bag: Bag, parcel: Row, members: Collection[str]) -> None:
     """The gateway's own verdict on the device's add (domain.bag_rules), kept if it differs."""
-    session = ctx.session
-    other = bag_of_parcel(session, parcel.tracking_no)
-    hubs = (
-        set(session.scalars(select(Parcel.hub).where(Parcel.tracking_no.in_(members))))
-        if members
-        else set()
-    )
+    other = ctx.batch.holder(parcel.tracking_no)
+    hubs = ctx.batch.hubs(bag)
     linked = (
-        _linked_sellers(session, bag.account_id) if bag.account_id else {parcel.seller_id}
+        ctx.batch.linked_sellers(bag.account_id) if bag.account_id else {parcel.seller_id}
     )  # a device bound to no account: no store links to check
     facts = bag_rules.ParcelFacts(
         tracking_no=parcel.tracking_no,
@@ -289,13 +312,13 @@ _RELEASED = frozenset({lifecycle.CANCELLED, lifecycle.CLOSED})
 
 def _parcel_remove(ctx: Context, rec: dict) -> None:
     bag = _bagging_bag(ctx, rec["bag"])
-    member = next((m for m in bag.parcels if m.tracking_no == rec["trk"]), None)
-    if member is None:
+    members = ctx.batch.members(bag)
+    if rec["trk"] not in members:
         raise Refusal(
             NOT_IN_BAG, f"parcel {rec['trk']} is not in bag {bag.bag_no}", bag, rec["trk"]
         )
-    bag.parcels.remove(member)
-    bag.parcel_count = len(bag.parcels)
+    ctx.batch.remove_member(bag, rec["trk"])
+    bag.parcel_count = len(members)
 
 
 def _weigh(ctx: Context, rec: dict) -> None:
@@ -311,7 +334,7 @@ def _bag_close(ctx: Context, rec: dict) -> None:
         dims = None
         ctx.disagree(rules.OVERSIZE, "bag_close dims are not three sides in cm", bag)
     # Re-check the device's limits (firmware/app/rules.py, the one definition).
-    count = len(bag.parcels)
+    count = len(ctx.batch.members(bag))
     if rec["n"] != count:
         ctx.disagree(PARCEL_COUNT, f"device counts {rec['n']} parcels, the gateway {count}", bag)
     if count > rules.MAX_PARCELS:
@@ -499,7 +522,7 @@ def _handover(ctx: Context, rec: dict) -> None:
     session.add(handover)
     session.flush()
     for bag_no in bag_numbers:
-        bag = find_bag(session, bag_no)
+        bag = ctx.batch.bag(bag_no)
         if bag is None:
             ctx.disagree(UNKNOWN_BAG, f"handover {rec['hid']} lists bag {bag_no}, unknown here")
             continue
