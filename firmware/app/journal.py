@@ -7,10 +7,11 @@ import binascii
 import json
 import os
 import struct
+import sys
 
 from micropython import const
 
-from app.store import read_or, remove_if_exists, write_atomic
+from app.store import write_atomic
 
 _MAGIC = const(0x4A42)  # b"BJ": a zeroed or erased (0xFF) region never parses as a frame
 _HDR = "<HHII"
@@ -32,6 +33,20 @@ class JournalFull(OSError):
 
     def __init__(self, msg="journal full"):
         super().__init__(_ENOSPC, msg)
+
+
+def _recovery():
+    import app.journal_recovery
+
+    return app.journal_recovery
+
+
+def _drop_recovery():
+    # Forget the module so the collector can take its bytecode back (~100 KB heaps).
+    sys.modules.pop("app.journal_recovery", None)
+    pkg = sys.modules.get("app")
+    if pkg is not None and "journal_recovery" in pkg.__dict__:
+        delattr(pkg, "journal_recovery")
 
 
 def _seg_name(first_seq):
@@ -154,105 +169,16 @@ class Journal:
         if f is not None:
             f.close()
 
-    # ---- opening and recovery -----------------------------------------------------------
+    # ---- opening and recovery (app/journal_recovery.py, loaded only for it) -------------
 
     def _open(self):
-        try:
-            os.mkdir(self._dir)
-        except OSError:
-            pass  # exists
-        for name in os.listdir(self._dir):
-            if name.endswith(".tmp"):
-                remove_if_exists(self._path(name))  # an interrupted atomic write or truncation
-            elif name.endswith(_SUFFIX):
-                try:
-                    self._segs.append(int(name[: -len(_SUFFIX)]))
-                except ValueError:
-                    pass
-        self._segs.sort()
-        self.acked = self._read_seq(_ACKED)
-        self._keep_from = self._read_seq(_KEEP)
-        last = 0
-        segs = self._segs
-        i = 0
-        while i < len(segs):
-            first = segs[i]
-            is_tail = i == len(segs) - 1
-            if first <= last:
-                # Only hand-edited files overlap; the earlier segment wins.
-                print("journal: segment", _seg_name(first), "overlaps seq", last, "- removed")
-                self._remove_seg(i)
-                continue
-            good, frames, end = self._verify(first)
-            if good < end:
-                if is_tail:
-                    # A torn last frame (power cut mid-write) or a corrupt one: keep the valid
-                    # prefix, and cut the file there so new frames follow valid data.
-                    print("journal: dropping tail of", _seg_name(first), "from byte", good)
-                    self._truncate(first, good)
-                else:
-                    print("journal: corrupt frame in", _seg_name(first), "at byte", good)
-            if not frames and not is_tail:
-                self._remove_seg(i)
-                continue
-            # An empty tail was rolled over to just before a crash: its name still counts.
-            last = first + frames - 1
-            self._bytes += good
-            self._tail_size = good
-            i += 1
-        self.last_seq = max(last, self.acked)
-        self._drop_acked_segments()
-
-    def _read_seq(self, name):
-        raw = read_or(self._path(name), b"")
-        if raw.endswith(b"\n"):  # a torn first write has no newline yet
-            try:
-                return int(raw)
-            except ValueError:
-                print("journal: unreadable", name, "file", raw)
-        return 0
-
-    def _verify(self, first):
-        """Scan a segment: (bytes of its valid prefix, frames in it, file size)."""
-        f = self._open_seg(first, "rb")
-        good = 0
-        frames = 0
-        try:
-            expect = first
-            while True:
-                seq, n = self._read_header(f)
-                if seq != expect or not self._crc_stream_ok(f, n):
-                    break
-                good += _HDR_SIZE + n
-                frames += 1
-                expect += 1
-            end = f.seek(0, 2)
-        finally:
-            f.close()
-        return good, frames, end
+        _recovery().open_journal(self)
+        _drop_recovery()
 
     def _truncate(self, first, size):
-        """Cut a segment to its first size bytes: copy to a temp file, rename over it."""
-        path = self._path(_seg_name(first))
-        tmp = path + ".tmp"
-        src = open(path, "rb")
-        try:
-            dst = open(tmp, "wb")
-            try:
-                left = size
-                while left:
-                    chunk = self._scratch if left >= _CHUNK else self._scratch_mv[:left]
-                    k = src.readinto(chunk)
-                    if k != len(chunk):
-                        raise OSError(_ENOENT)  # the file shrank under us
-                    dst.write(chunk)
-                    left -= k
-                dst.flush()
-            finally:
-                dst.close()
-        finally:
-            src.close()
-        os.rename(tmp, path)
+        """Cut a segment to its first size bytes (a failed append left bytes after it)."""
+        _recovery().truncate(self, first, size)
+        _drop_recovery()
 
     def _abandon_write(self):
         """A write or flush failed mid-frame: make sure nothing of it can read back as valid."""
@@ -355,19 +281,6 @@ class Journal:
     def _crc_ok(self, payload):
         crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
         return crc == struct.unpack_from("<I", self._hdr, _CRC_AT)[0]
-
-    def _crc_stream_ok(self, f, n):
-        """Check the CRC of the n-byte payload at the file position without loading it."""
-        want = struct.unpack_from("<I", self._hdr, _CRC_AT)[0]
-        crc = binascii.crc32(self._hdr_crc_part)
-        while n:
-            chunk = self._scratch if n >= _CHUNK else self._scratch_mv[:n]
-            k = f.readinto(chunk)
-            if k != len(chunk):
-                return False  # truncated
-            crc = binascii.crc32(chunk, crc)
-            n -= k
-        return crc == want
 
     def _open_seg(self, first, mode):
         return open(self._path(_seg_name(first)), mode)

@@ -14,7 +14,6 @@ import time
 from micropython import const
 
 # Fixed-header first bytes (MQTT 3.1.1 §2.2).
-_CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -33,33 +32,6 @@ _VARINT_MAX_BYTES = const(4)  # §2.2.3
 _PINGREQ_PKT = b"\xc0\x00"
 _DISCONNECT_PKT = b"\xe0\x00"
 
-# §3.2.2.3 CONNACK return codes, as the text a status screen can show.
-_REFUSED = {
-    1: "refused: protocol version",
-    2: "refused: client id rejected",
-    3: "refused: server unavailable",
-    4: "refused: bad user name or password",
-    5: "refused: not authorised",
-}
-
-DEFAULTS = {
-    "host": None,
-    "port": None,  # None: 1883, or 8883 with tls
-    "client_id": None,  # required: a persistent session is keyed by it
-    "user": None,
-    "password": None,
-    "keepalive": 30,  # seconds; a link silent for 1.5x this is dead (§3.1.2.10). 0: off
-    "tls": False,
-    "ca": None,  # path of a PEM/DER CA file; None with tls: encrypted but unauthenticated
-    "will": None,  # {"topic": str, "payload": bytes, "retain": bool, "qos": 0 | 1}
-    "window": 8,  # QoS 1 messages in flight before publish() waits
-    "backoff_min_ms": 500,
-    "backoff_max_ms": 30000,
-    "max_packet": 16384,  # larger incoming packets drop the connection
-    "retry_ms": 10000,  # resend an unacknowledged QoS 1 message (DUP set) after this
-    "timeout_ms": 10000,  # TCP/TLS connect plus CONNACK
-}
-
 
 class MQTTError(Exception):
     """The broker refused us or broke the protocol; the link is dropped and retried."""
@@ -67,26 +39,16 @@ class MQTTError(Exception):
 
 class MQTTClient:
     def __init__(self, config, on_message=None, on_state=None):
-        cfg = dict(DEFAULTS)
-        for key in config:
-            if key not in DEFAULTS:
-                raise ValueError("unknown MQTT setting: %s" % key)
-        cfg.update(config)
-        if not cfg["host"]:
-            raise ValueError("MQTT setting host is required")
-        if not cfg["client_id"]:
-            raise ValueError("MQTT setting client_id is required")
-        if cfg["port"] is None:
-            cfg["port"] = 8883 if cfg["tls"] else 1883
-        if not 0 <= cfg["keepalive"] <= 65535:
-            raise ValueError("MQTT keepalive must be 0..65535 s")
+        # Checking the settings and encoding CONNECT run once: that code lives in
+        # net/mqtt_setup.py, loaded for the call and dropped again (the heap is ~100 KB).
+        setup = _setup()
+        try:
+            cfg = setup.settings(config)
+            self._connect_pkt = setup.connect_packet(cfg)
+        finally:
+            _drop_setup()
         window = cfg["window"]
-        if not 1 <= window <= 1024:
-            raise ValueError("MQTT window must be 1..1024")
-        if cfg["backoff_min_ms"] < 1 or cfg["backoff_max_ms"] < cfg["backoff_min_ms"]:
-            raise ValueError("MQTT backoff_min_ms must be >= 1 and <= backoff_max_ms")
         self._cfg = cfg
-        self._connect_pkt = _connect_packet(cfg)
         self._ssl = None
 
         self.on_message = on_message  # (topic: str, payload: bytes, retained: bool) -> None
@@ -274,23 +236,12 @@ class MQTTClient:
             raise MQTTError("expected CONNACK")
         code = self._rx[1]
         if code:
-            raise MQTTError(_REFUSED.get(code, "refused: code %d" % code))
+            raise MQTTError(_setup().refusal(code))
 
     def _tls_context(self):
         if self._ssl is None:
-            import ssl
-
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if self._cfg["ca"]:
-                with open(self._cfg["ca"], "rb") as f:
-                    ca = f.read()
-                if ca.startswith(b"-----BEGIN"):
-                    ca = _pem_to_der(ca)  # MicroPython's mbedTLS binding takes DER only
-                ctx.load_verify_locations(cadata=ca)
-                ctx.verify_mode = ssl.CERT_REQUIRED
-            else:
-                ctx.verify_mode = ssl.CERT_NONE
-            self._ssl = ctx
+            self._ssl = _setup().tls_context(self._cfg["ca"])
+            _drop_setup()
         return self._ssl
 
     async def _online(self):
@@ -569,24 +520,25 @@ async def _fill(s, mv, n):
         got += k
 
 
+def _setup():
+    import net.mqtt_setup
+
+    return net.mqtt_setup
+
+
+def _drop_setup():
+    # Forget the module so the collector can take its bytecode back.
+    sys.modules.pop("net.mqtt_setup", None)
+    pkg = sys.modules.get("net")
+    if pkg is not None and "mqtt_setup" in pkg.__dict__:
+        delattr(pkg, "mqtt_setup")
+
+
 def _describe(e):
     if isinstance(e, asyncio.TimeoutError):
         return "no CONNACK within timeout_ms"
     text = str(e)
     return text if isinstance(e, MQTTError) else "%s: %s" % (type(e).__name__, text)
-
-
-def _pem_to_der(pem):
-    # The first certificate: base64 between the BEGIN and END lines (RFC 7468).
-    import binascii
-
-    lines = pem.split(b"\n")
-    body = []
-    for line in lines[1:]:
-        if line.startswith(b"-----END"):
-            break
-        body.append(line.strip())
-    return binascii.a2b_base64(b"".join(body))
 
 
 def _varint_len(n):
@@ -610,48 +562,6 @@ def _put_str(buf, p, b):
     buf[p + 1] = len(b) & 0xFF
     buf[p + 2 : p + 2 + len(b)] = b
     return p + 2 + len(b)
-
-
-def _as_bytes(v):
-    return v.encode() if isinstance(v, str) else bytes(v)
-
-
-def _connect_packet(cfg):
-    # §3.1: clean session 0, so the broker keeps our subscriptions and queued messages.
-    cid = _as_bytes(cfg["client_id"])
-    n = 10 + 2 + len(cid)
-    flags = 0
-    fields = [cid]
-    will = cfg["will"]
-    if will:
-        qos = will.get("qos", 0)
-        if qos != 0 and qos != 1:
-            raise ValueError("MQTT will qos must be 0 or 1")
-        flags |= 0x04 | qos << 3 | (0x20 if will.get("retain") else 0)
-        fields.append(_as_bytes(will["topic"]))
-        fields.append(_as_bytes(will.get("payload", b"")))
-    if cfg["user"] is not None:
-        flags |= 0x80
-        fields.append(_as_bytes(cfg["user"]))
-    if cfg["password"] is not None:
-        if cfg["user"] is None:
-            raise ValueError("MQTT password needs a user (§3.1.2.9)")
-        flags |= 0x40
-        fields.append(_as_bytes(cfg["password"]))
-    for f in fields[1:]:
-        n += 2 + len(f)
-    pkt = bytearray(1 + _varint_len(n) + n)
-    pkt[0] = _CONNECT
-    p = _put_str(pkt, _put_varint(pkt, 1, n), b"MQTT")
-    keepalive = cfg["keepalive"]
-    pkt[p] = 4  # protocol level 4 = 3.1.1
-    pkt[p + 1] = flags
-    pkt[p + 2] = keepalive >> 8
-    pkt[p + 3] = keepalive & 0xFF
-    p += 4
-    for f in fields:
-        p = _put_str(pkt, p, f)
-    return pkt
 
 
 def _subscribe_packet(pid, topic, qos):

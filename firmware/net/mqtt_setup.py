@@ -1,0 +1,139 @@
+"""The MQTT client's once-per-boot code: settings, the CONNECT packet, the TLS context.
+
+net/mqtt.py imports this while it needs it and forgets it afterwards, so its bytecode is not
+kept in the ~100 KB heap of an ESP32 (docs/mqtt-client.md, "Configuration").
+"""
+
+from micropython import const
+
+from net.mqtt import _put_str, _put_varint, _varint_len
+
+_CONNECT = const(0x10)  # fixed-header first byte (MQTT 3.1.1 §2.2)
+
+DEFAULTS = {
+    "host": None,
+    "port": None,  # None: 1883, or 8883 with tls
+    "client_id": None,  # required: a persistent session is keyed by it
+    "user": None,
+    "password": None,
+    "keepalive": 30,  # seconds; a link silent for 1.5x this is dead (§3.1.2.10). 0: off
+    "tls": False,
+    "ca": None,  # path of a PEM/DER CA file; None with tls: encrypted but unauthenticated
+    "will": None,  # {"topic": str, "payload": bytes, "retain": bool, "qos": 0 | 1}
+    "window": 8,  # QoS 1 messages in flight before publish() waits
+    "backoff_min_ms": 500,
+    "backoff_max_ms": 30000,
+    "max_packet": 16384,  # larger incoming packets drop the connection
+    "retry_ms": 10000,  # resend an unacknowledged QoS 1 message (DUP set) after this
+    "timeout_ms": 10000,  # TCP/TLS connect plus CONNACK
+}
+
+# §3.2.2.3 CONNACK return codes 1..5, as the text a status screen can show.
+_REFUSED = (
+    "protocol version",
+    "client id rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorised",
+)
+
+
+def settings(config):
+    """DEFAULTS overridden by config; ValueError names a bad or unknown setting."""
+    cfg = dict(DEFAULTS)
+    for key in config:
+        if key not in DEFAULTS:
+            raise ValueError("unknown MQTT setting: %s" % key)
+    cfg.update(config)
+    if not cfg["host"]:
+        raise ValueError("MQTT setting host is required")
+    if not cfg["client_id"]:
+        raise ValueError("MQTT setting client_id is required")
+    if cfg["port"] is None:
+        cfg["port"] = 8883 if cfg["tls"] else 1883
+    if not 0 <= cfg["keepalive"] <= 65535:
+        raise ValueError("MQTT keepalive must be 0..65535 s")
+    if not 1 <= cfg["window"] <= 1024:
+        raise ValueError("MQTT window must be 1..1024")
+    if cfg["backoff_min_ms"] < 1 or cfg["backoff_max_ms"] < cfg["backoff_min_ms"]:
+        raise ValueError("MQTT backoff_min_ms must be >= 1 and <= backoff_max_ms")
+    return cfg
+
+
+def refusal(code):
+    """The text for a CONNACK return code."""
+    if 1 <= code <= len(_REFUSED):
+        return "refused: " + _REFUSED[code - 1]
+    return "refused: code %d" % code
+
+
+def tls_context(ca_path):
+    """A client context: verifying the broker against the CA file, or (None) not at all."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_path:
+        with open(ca_path, "rb") as f:
+            ca = f.read()
+        if ca.startswith(b"-----BEGIN"):
+            ca = _pem_to_der(ca)  # MicroPython's mbedTLS binding takes DER only
+        ctx.load_verify_locations(cadata=ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _pem_to_der(pem):
+    # The first certificate: base64 between the BEGIN and END lines (RFC 7468).
+    import binascii
+
+    lines = pem.split(b"\n")
+    body = []
+    for line in lines[1:]:
+        if line.startswith(b"-----END"):
+            break
+        body.append(line.strip())
+    return binascii.a2b_base64(b"".join(body))
+
+
+def _as_bytes(v):
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+def connect_packet(cfg):
+    # §3.1: clean session 0, so the broker keeps our subscriptions and queued messages.
+    cid = _as_bytes(cfg["client_id"])
+    n = 10 + 2 + len(cid)
+    flags = 0
+    fields = [cid]
+    will = cfg["will"]
+    if will:
+        qos = will.get("qos", 0)
+        if qos != 0 and qos != 1:
+            raise ValueError("MQTT will qos must be 0 or 1")
+        flags |= 0x04 | qos << 3 | (0x20 if will.get("retain") else 0)
+        fields.append(_as_bytes(will["topic"]))
+        fields.append(_as_bytes(will.get("payload", b"")))
+    if cfg["user"] is not None:
+        flags |= 0x80
+        fields.append(_as_bytes(cfg["user"]))
+    if cfg["password"] is not None:
+        if cfg["user"] is None:
+            raise ValueError("MQTT password needs a user (§3.1.2.9)")
+        flags |= 0x40
+        fields.append(_as_bytes(cfg["password"]))
+    for f in fields[1:]:
+        n += 2 + len(f)
+    pkt = bytearray(1 + _varint_len(n) + n)
+    pkt[0] = _CONNECT
+    p = _put_str(pkt, _put_varint(pkt, 1, n), b"MQTT")
+    keepalive = cfg["keepalive"]
+    pkt[p] = 4  # protocol level 4 = 3.1.1
+    pkt[p + 1] = flags
+    pkt[p + 2] = keepalive >> 8
+    pkt[p + 3] = keepalive & 0xFF
+    p += 4
+    for f in fields:
+        p = _put_str(pkt, p, f)
+    return pkt
