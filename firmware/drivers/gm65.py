@@ -1,17 +1,10 @@
-"""GM65 / GM861 barcode module on a UART stream: CR-terminated codes, command frames."""
+"""GM65 / GM861 barcode module on a UART stream: CR-terminated codes; command frames are
+built by drivers/gm65_frames.py, imported only by a board that sends them."""
 
 import asyncio
 import time
 from micropython import const
 
-# Command frame (GM65 manual, "Serial command"): 7E 00 <type> <len> <addr hi> <addr lo>
-# <data...> <crc hi> <crc lo>, CRC-CCITT (XModem: poly 0x1021, init 0) over type..data.
-_HEAD = const(0x7E)
-_TYPE_WRITE = const(0x08)
-_TYPE_SAVE = const(0x09)
-# Zone bits (manual, "Zone bit list").
-_ZONE_TRIGGER = const(0x0002)  # bit 0 = 1: start one read in command-triggered mode
-_ZONE_OUTPUT = const(0x000D)  # bits 1-0 = 00: output on the serial (TTL-232) port
 _REPLY_HEAD = const(0x02)  # replies: 02 00 00 <len> <data...> <crc hi> <crc lo>
 _CR = const(0x0D)
 _LF = const(0x0A)
@@ -19,44 +12,6 @@ _FIRST_PRINTABLE = const(0x20)
 _LAST_PRINTABLE = const(0x7E)
 _CHUNK = const(16)
 _CONFIG_GAP_MS = const(50)
-
-
-def crc_ccitt(data, crc=0):
-    """CRC-16/XMODEM as the GM65 manual specifies for command frames."""
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
-
-
-def frame(kind, addr, data):
-    """A command frame: kind is the type byte, addr a zone address, data bytes."""
-    buf = bytearray(8 + len(data))
-    buf[0] = _HEAD
-    buf[1] = 0
-    buf[2] = kind
-    buf[3] = len(data)
-    buf[4] = addr >> 8
-    buf[5] = addr & 0xFF
-    buf[6 : 6 + len(data)] = data
-    crc = crc_ccitt(memoryview(buf)[2 : 6 + len(data)])
-    buf[-2] = crc >> 8
-    buf[-1] = crc & 0xFF
-    return bytes(buf)
-
-
-def trigger_frame():
-    return frame(_TYPE_WRITE, _ZONE_TRIGGER, b"\x01")
-
-
-def serial_output_frame():
-    return frame(_TYPE_WRITE, _ZONE_OUTPUT, b"\x00")
-
-
-def save_frame():
-    # Manual: "save to internal flash" is type 09, length 01, address 0000, data 00.
-    return frame(_TYPE_SAVE, 0x0000, b"\x00")
 
 
 class BadBarcode(ValueError):
@@ -85,7 +40,7 @@ class GM65:
         self._last = bytearray(max_len)
         self._last_len = -1
         self._last_at = 0
-        self._trigger = trigger_frame()
+        self._trigger = None  # built on the first trigger()
 
     def _send(self, data):
         if self._write is None:
@@ -94,10 +49,16 @@ class GM65:
 
     def trigger(self):
         """Start one read (the module must be in command-triggered mode)."""
+        if self._trigger is None:
+            from drivers.gm65_frames import trigger_frame
+
+            self._trigger = trigger_frame()
         self._send(self._trigger)
 
     async def configure(self):
         """Output on the serial port, saved to the module's flash."""
+        from drivers.gm65_frames import save_frame, serial_output_frame
+
         self._send(serial_output_frame())
         await asyncio.sleep_ms(_CONFIG_GAP_MS)
         self._send(save_frame())

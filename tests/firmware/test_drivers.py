@@ -302,7 +302,8 @@ print(json.dumps(Scale(Source([ZERO]), "scale.json").calibrated))
 
 FAKE_STREAM = """
 import asyncio, json
-from drivers.gm65 import GM65, BadBarcode, crc_ccitt, trigger_frame, serial_output_frame, save_frame
+from drivers.gm65 import GM65, BadBarcode
+from drivers.gm65_frames import crc_ccitt, trigger_frame, serial_output_frame, save_frame
 
 class Stream:
     # Hands out the bytes in the pieces given, like a UART delivering bursts.
