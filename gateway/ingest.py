@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000  # messages per transaction
 BATCH_WAIT = 0.005  # seconds to wait for a batch to fill
-# Applying to the bag registry costs about 1.5 ms a record, far more than storing it; the
-# acknowledgement must not wait for it under load, so applying gets time slices.
+# Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
+# still more than storing it; the acknowledgement must not wait for it under load, so
+# applying gets time slices.
 INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack (a small batch fits)
 APPLY_BUSY = 0.010  # seconds of applying between batches while messages keep coming
 APPLY_IDLE = 0.020  # seconds per applying transaction when the inbox is empty (then look again)
