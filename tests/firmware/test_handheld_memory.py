@@ -1,0 +1,127 @@
+"""The whole handheld workload in a bounded MicroPython heap (issue 3: an ESP32 without PSRAM).
+
+The real firmware (the .mpy bundle the simulator runs) under `micropython -X heapsize=...`:
+a full bag, a courier pickup with a signed handover and a hub arrival in one boot; and a
+reconnect that drains a backlog of more than 1,000 records through Mosquitto to the gateway.
+A MemoryError anywhere shows up as a missing beep, a dead control channel or a stuck drain.
+
+The target is 100K for both (issue 3). Not met yet (docs/benchmarks.md, "Handheld
+firmware"): the workload needs 124K, and the backlog drain with 4 KB batches fragments the
+heap so that even 150K fails; the heaps below are what passes today, to be lowered to 100K.
+"""
+
+import json
+import os
+
+import pytest
+from harness import Gateway, Mosquitto, SimHandheld
+from test_handheld_bagging import config
+from test_handheld_pickup import PIN, driver_entry, next_beep, to_pickup
+
+from firmware.app import rules
+
+# BAGSCAN_MEMORY_TEST_HEAP overrides both, to measure margins.
+WORKLOAD_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "128K")  # smallest passing: 124K
+BACKLOG_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "192K")  # 150K fails (fragmentation)
+
+
+def bag_of(ctl, first, count, grams):
+    """Scan count parcels (numbered from first) into a new bag, weigh and close it."""
+    for i in range(first, first + count):
+        event = ctl.scan(f"LZ{i:09d}CN")
+        assert event["beep"] == "ok", (i, event)
+    ctl.weigh(grams)
+    ctl.key("ok")
+    return ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
+
+
+def mem_alloc(ctl):
+    ctl.send("mem")
+    return ctl.expect(lambda o: "mem_alloc" in o)["mem_alloc"]
+
+
+def test_full_bag_pickup_and_hub_arrival_in_a_bounded_heap(tmp_path):
+    from control import LocalHandheld
+
+    hh = LocalHandheld(
+        tmp_path / "flash",
+        config(drivers=[driver_entry()], bags={"BS0000000077": 30_000}),
+        WORKLOAD_HEAP,
+    )
+    try:
+        ctl = hh.start()
+        # Bagging: 300 parcels (cache-known ones first), the 301st refused, weighed, closed.
+        known = ["LZRTS0001", "LZRTS0002", "LZRTS0003"]
+        for trk in known:
+            assert ctl.scan(trk)["beep"] == "ok", trk
+        for i in range(300 - len(known)):
+            assert ctl.scan(f"LZ{i:09d}CN")["beep"] == "ok", i
+        assert ctl.scan("LZ999999999CN")["code"] == rules.BAG_FULL
+        ctl.weigh(31_000)
+        ctl.key("ok")
+        closed = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
+        bag_no = closed["screen"][1]
+        assert closed["beep"] == "ok"
+        # Courier pickup: badge + PIN, the bag just closed, a signed handover.
+        to_pickup(ctl)
+        ctl.send("scan DRV:D042")
+        assert ctl.scan(f"PIN:{PIN}")["beep"] == "ok"
+        assert ctl.scan(bag_no)["beep"] == "ok"
+        ctl.key("ok")
+        assert ctl.expect(lambda o: o.get("screen", [""])[0] == "HANDOVER")["beep"] == "ok"
+        # Hub arrival: a bag of the config's index, weighed within tolerance.
+        ctl.key("mode")
+        ctl.expect(lambda o: o.get("screen", [""])[0] == "HUB ARRIVAL")
+        ctl.send("scan BS0000000077")
+        ctl.expect(lambda o: o.get("screen", [""])[0] == "BS0000000077")
+        ctl.weigh(30_100)
+        ctl.key("ok")
+        assert next_beep(ctl)["screen"][1] == "RECEIVED"
+        ctl.key("mode")
+        ctl.expect(lambda o: o.get("screen", [""])[0] == "BAGGING")
+        assert mem_alloc(ctl) > 0  # the control channel still answers
+        kinds = [r["k"] for r in hh.journal()]
+        assert kinds.count("parcel") == 300
+        assert kinds.count("bag_close") == 1 and kinds.count("handover") == 1
+        assert kinds.count("arrive") == 1
+    finally:
+        hh.kill()
+
+
+@pytest.mark.slow
+def test_reconnect_drains_a_backlog_of_1200_records_in_a_bounded_heap(tmp_path):
+    broker = Mosquitto().start()
+    gateway = Gateway(
+        tmp_path,
+        mqtt_url=broker.url,
+        extra_env={"BAGSCAN_DEVICE_MQTT_PORT": str(broker.port)},
+    ).start()
+    flash = tmp_path / "flash" / "hh-mem"
+    flash.mkdir(parents=True)
+    sim = SimHandheld(gateway, "hh-mem", flash, BACKLOG_HEAP)
+    try:
+        ctl = sim.start()
+        ctl.wait_synced(30)
+        broker.stop()
+        bags = []
+        for n in range(4):  # 4 bags of 300: 1,204 records wait on the device
+            bags.append(bag_of(ctl, 300 * n, 300, 20_000 + n))
+            ctl.weigh(0)
+        depth = ctl.state()["journal_depth"]
+        assert depth >= 1_200
+        broker.start()  # same port, empty: persistence is off in the test broker
+        ctl.wait_synced(180)
+        assert mem_alloc(ctl) > 0
+        db = gateway.db_url.removeprefix("sqlite:///")
+        import sqlite3
+
+        with sqlite3.connect(db, timeout=30) as conn:
+            rows = conn.execute(
+                "SELECT body FROM records WHERE device_id = 'hh-mem' AND kind = 'parcel'"
+                " ORDER BY seq"
+            ).fetchall()
+        assert [json.loads(r[0])["trk"] for r in rows] == [f"LZ{i:09d}CN" for i in range(1200)]
+    finally:
+        sim.kill()
+        gateway.stop()
+        broker.stop()
