@@ -153,8 +153,13 @@ class WireDevice:
 class RawMQTT:
     """A bare MQTT 3.1.1 connection: exact packets, for DUP resends and protocol abuse."""
 
+    # Every connection made, so a test can close them all at its end (close_all), also the
+    # ones a refused login left behind mid-constructor.
+    opened: list["RawMQTT"] = []
+
     def __init__(self, host: str, port: int, client_id: str, user=None, password=None):
         self.sock = socket.create_connection((host, port), timeout=10)
+        RawMQTT.opened.append(self)
         flags = 0x02  # clean session
         payload = _mqtt_str(client_id.encode())
         if user is not None:
@@ -195,11 +200,19 @@ class RawMQTT:
         return buf
 
     def close(self) -> None:
+        if self.sock.fileno() < 0:
+            return
         try:
             self.sock.sendall(b"\xe0\x00")
         except OSError:
             pass
         self.sock.close()
+
+    @classmethod
+    def close_all(cls) -> None:
+        for raw in cls.opened:
+            raw.close()
+        cls.opened.clear()
 
 
 def _mqtt_str(b: bytes) -> bytes:
