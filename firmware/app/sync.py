@@ -12,10 +12,11 @@ from app import clock, store, wire
 
 # Journal payload per events message (wire.MAX_MESSAGE allows 16 KB). A batch exists up to
 # three times while it is built and queued (records, payload, MQTT packet), and the client
-# holds _WINDOW of them until PUBACK: 4 KB batches keep that near 30 KB of a 100 KB heap
-# while still carrying about 40 parcel records per message.
-_BATCH_BYTES = const(4096)
-_WINDOW = const(4)
+# holds _WINDOW of them until PUBACK. Each needs a contiguous block, and a heap fragmented by
+# scanning has few large ones: 2 KB batches, two in flight, let a backlog drain in a 135K heap
+# where 4 KB batches needed 165K (docs/firmware.md), still about 20 records per message.
+_BATCH_BYTES = const(2048)
+_WINDOW = const(2)
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)
