@@ -150,8 +150,13 @@ def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page):
     page.click("#print")
     expect(page.locator(".copy")).to_have_count(3)
     expect(page.locator("#copy-seller")).to_contain_text('Shop <b>"&')
-    for img in page.locator("img.qr").all():
-        assert img.evaluate("i => i.complete && i.naturalWidth > 0")
+    expect(page.locator("img.qr")).to_have_count(3)
+    # Every QR code image loads (waits while a busy machine serves them).
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.qr'))"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=15000,
+    )
     shot(page, "11-receipt")
     page.emulate_media(media="print")
     printed = page.pdf(format="A4", print_background=True, prefer_css_page_size=True)
