@@ -11,19 +11,8 @@ from gateway import db, settings
 from gateway.admin import bp
 from gateway.auth import login_required
 from gateway.domain import receipts as domain
+from gateway.handovers import receipt_of
 from gateway.models import Bag, Handover, Receipt
-
-
-def as_domain(row: Receipt) -> domain.Receipt:
-    fields = domain.HandoverFields(
-        pickup_date=row.pickup_date,
-        seller_id=row.seller_id,
-        seller_name=row.seller_name,
-        bag_numbers=tuple(row.bag_numbers),
-        driver_id=row.driver_id,
-        driver_name=row.driver_name,
-    )
-    return domain.Receipt(fields, row.driver_signature)
 
 
 def bags_of(dbs: Session, handover: Handover) -> list[Bag]:
@@ -48,7 +37,7 @@ def receipt_print(handover_id: int):
     """Three copies on one A4 page; the print style sheet cuts the screen chrome away."""
     dbs = db.session()
     row = _receipt_or_404(dbs, handover_id)
-    receipt = as_domain(row)
+    receipt = receipt_of(row)
     secret = settings.secret(dbs)
     copies = [
         (copy, domain.verification_url(receipt, copy, secret, _base_url()))
@@ -65,7 +54,7 @@ def receipt_qr(handover_id: int, copy: str):
     if copy not in domain.COPIES:
         abort(404)
     dbs = db.session()
-    receipt = as_domain(_receipt_or_404(dbs, handover_id))
+    receipt = receipt_of(_receipt_or_404(dbs, handover_id))
     url = domain.verification_url(receipt, copy, settings.secret(dbs), _base_url())
     return Response(domain.qr_svg(url), mimetype="image/svg+xml")
 
@@ -82,8 +71,8 @@ def receipt_verify(receipt_id: str, copy: str):
     ok = (
         row is not None
         and copy in domain.COPIES
-        and as_domain(row).receipt_id == row.id
-        and domain.verify(as_domain(row), copy, token, settings.secret(dbs))
+        and receipt_of(row).receipt_id == row.id
+        and domain.verify(receipt_of(row), copy, token, settings.secret(dbs))
     )
     if not ok:
         return render_template("verify.html", row=None, copy=copy), 404
