@@ -3,10 +3,8 @@
 import base64
 import hashlib
 import hmac
-import json
 import os
 import secrets
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -81,18 +79,6 @@ def provision(session: Session, device_id: str, range_size: int) -> tuple[Device
 def check_login(session: Session, device_id: str, password: str) -> bool:
     device = session.get(Device, device_id) if wire_schema.device_id_ok(device_id) else None
     return device is not None and check_password(device.password_hash, password)
-
-
-def config_payload(device: Device) -> bytes:
-    """The retained per-device config (docs/protocol.md)."""
-    return json.dumps(
-        {
-            "v": wire.VERSION,
-            "time": int(datetime.now(UTC).timestamp()),
-            "bag_range": [device.bag_range_lo, device.bag_range_hi],
-        },
-        separators=(",", ":"),
-    ).encode()
 
 
 # The status a device publishes (retained; its last will is {"v":1,"online":false}).
