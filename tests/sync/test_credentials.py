@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sqlite3
 import threading
 import time
 
@@ -210,25 +211,27 @@ def test_gateway_behind_secured_mosquitto_stores_nothing_from_foreign_topics(
     gw.db_url = f"sqlite:///{tmp / 'gw.sqlite'}"
     gw.env["BAGSCAN_DATABASE_URL"] = gw.db_url
     gw.start()
-    try:
-        a = _connect(broker.port, "hh-a", passwords["hh-a"])
-        a.publish(wire.topic("hh-b", wire.EVENTS), _events(1), pid=1)
-        a = _connect(broker.port, "hh-a", passwords["hh-a"])
-        a.publish(wire.topic("hh-a", wire.EVENTS), _events(1), pid=2)
-        import sqlite3
 
-        deadline = time.monotonic() + 10
-        rows = []
-        while time.monotonic() < deadline:
-            with sqlite3.connect(tmp / "gw.sqlite") as conn:
-                rows = conn.execute("SELECT device_id, seq FROM records").fetchall()
-            if rows:
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)
+    def rows():
         with sqlite3.connect(tmp / "gw.sqlite") as conn:
-            rows = conn.execute("SELECT device_id, seq FROM records").fetchall()
-        assert rows == [("hh-a", 1)]
+            return conn.execute("SELECT device_id, seq FROM records ORDER BY seq").fetchall()
+
+    def publish_until_stored(seq: int) -> None:
+        # The gateway subscribes a moment after its HTTP port opens: send until it has it.
+        deadline = time.monotonic() + 15
+        while ("hh-a", seq) not in rows() and time.monotonic() < deadline:
+            _connect(broker.port, "hh-a", passwords["hh-a"]).publish(
+                wire.topic("hh-a", wire.EVENTS), _events(seq), pid=seq
+            )
+            time.sleep(0.3)
+
+    try:
+        publish_until_stored(1)
+        a = _connect(broker.port, "hh-a", passwords["hh-a"])
+        a.publish(wire.topic("hh-b", wire.EVENTS), _events(1), pid=7)
+        publish_until_stored(2)  # sent after the foreign one, so that one had its chance
+        time.sleep(0.5)
+        assert rows() == [("hh-a", 1), ("hh-a", 2)]
     finally:
         gw.stop()
 
