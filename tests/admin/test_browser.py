@@ -151,12 +151,17 @@ def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page):
     expect(page.locator(".copy")).to_have_count(3)
     expect(page.locator("#copy-seller")).to_contain_text('Shop <b>"&')
     expect(page.locator("img.qr")).to_have_count(3)
-    # Every QR code image loads (waits while a busy machine serves them).
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('img.qr'))"
-        ".every(i => i.complete && i.naturalWidth > 0)",
-        timeout=15000,
-    )
+    # Every QR code image loads (polled: a busy machine may still be serving them; the
+    # page's CSP forbids the string evaluation wait_for_function would use).
+    for _ in range(150):
+        loaded = [
+            img.evaluate("i => i.complete && i.naturalWidth > 0")
+            for img in page.locator("img.qr").all()
+        ]
+        if all(loaded):
+            break
+        page.wait_for_timeout(100)
+    assert all(loaded), loaded
     shot(page, "11-receipt")
     page.emulate_media(media="print")
     printed = page.pdf(format="A4", print_background=True, prefer_css_page_size=True)
