@@ -403,6 +403,29 @@ def _handover(handover_id: int) -> Handover:
     return handover
 
 
+@bp.get("/handovers")
+def list_handovers():
+    """Newest first; ?seller_id= and ?driver_id= filter."""
+    page = _int_arg("page", 1, 1, 10**6)
+    per_page = _int_arg("per_page", 50, 1, PER_PAGE_MAX)
+    query = select(Handover)
+    if seller_id := request.args.get("seller_id"):
+        query = query.where(Handover.seller_id == seller_id)
+    if driver_id := request.args.get("driver_id"):
+        query = query.where(Handover.driver_id == driver_id)
+    session = db.session()
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.order_by(Handover.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    )
+    return jsonify(
+        handovers=[handovers.handover_json(session, h) for h in rows],
+        page=page,
+        per_page=per_page,
+        total=total,
+    )
+
+
 @bp.get("/handovers/<int:handover_id>")
 def get_handover(handover_id: int):
     return jsonify(handovers.handover_json(db.session(), _handover(handover_id)))

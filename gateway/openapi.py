@@ -165,6 +165,12 @@ DOCUMENT: dict[str, Any] = {
                 },
             )
         },
+        "/api/handovers": {
+            "get": _op(
+                "Handovers, newest first (?seller_id=, ?driver_id=, ?page=, ?per_page=)",
+                _json(OBJ),
+            )
+        },
         "/api/handovers/{id}": {
             "get": _op("A handover and its receipt copies", _json(OBJ), params=[_path("id")])
         },

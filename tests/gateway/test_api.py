@@ -212,6 +212,17 @@ def test_receipt_has_three_copies_that_verify(app, api, world):
     assert api.client.get("/handovers/1/receipt.pdf").status_code == 401
 
 
+def test_handovers_are_listed_newest_first_and_filtered(app, api, world):
+    bags = signed_handover(app, world)
+    code, body = api.get("/api/handovers")
+    assert code == 200 and body["total"] == 1
+    assert body["handovers"][0]["bags"] == bags
+    assert api.get(f"/api/handovers?seller_id={SELLER[0]}")[1]["total"] == 1
+    assert api.get("/api/handovers?driver_id=nobody")[1]["total"] == 0
+    code, err = api.get("/api/handovers?per_page=0")
+    assert code == 400 and err["error"]["field"] == "per_page"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
