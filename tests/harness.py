@@ -148,21 +148,9 @@ class Gateway:
             self.proc.wait(20)
 
     def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        import json
-        import urllib.error
-        import urllib.request
+        import gateway_api
 
-        req = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as err:
-            return err.code, json.load(err)
+        return gateway_api.call(self.url, self.token, method, path, body, timeout=10)
 
 
 class SimHandheld:

@@ -1,31 +1,24 @@
 """tools/demo runs the product from this checkout and stops by itself, leaving nothing behind."""
 
-import json
 import os
 import re
 import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
+import gateway_api
 import pytest
 from harness import ROOT, free_port
 
 
 def api(port: int, token: str, path: str) -> dict | None:
-    """The JSON answer, or None for a 404."""
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            return None
-        raise
+    """The JSON answer, or None for a 404 (the gateway is still starting: OSError)."""
+    status, body = gateway_api.call(f"http://127.0.0.1:{port}", token, "GET", path, timeout=5)
+    if status == 404:
+        return None
+    assert status == 200, body
+    return body
 
 
 def api_bags(port: int, token: str) -> list[dict]:

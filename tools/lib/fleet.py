@@ -17,14 +17,18 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bundle
+import gateway_api
 import provision
 from control import ControlError, Handheld
+
+
+class GatewayError(Exception):
+    """The gateway answered a check's request with an error."""
+
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "tools" / "lib" / "sim.py"
@@ -631,17 +635,7 @@ class Fleet:
     # start-up and shut-down
 
     def api_call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        req = urllib.request.Request(
-            self.gateway + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as err:
-            return err.code, json.load(err)
+        return gateway_api.call(self.gateway, self.token, method, path, body)
 
     def setup(self) -> dict[str, int]:
         """The gateway's side of the day (docs/api.md): an account with its store for every
@@ -875,11 +869,10 @@ class Fleet:
     # the check
 
     def api(self, path: str) -> dict:
-        req = urllib.request.Request(
-            self.gateway + path, headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.load(resp)
+        status, body = self.api_call("GET", path)
+        if status != 200:
+            raise GatewayError(f"GET {path}: {status} {body.get('error')}")
+        return body
 
     def gateway_bags(self) -> list[dict]:
         bags, page = [], 1
@@ -1010,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
     display = Display(fleet, live=False if args.plain else None)
     try:
         problems = run(fleet, display)
-    except (ControlError, provision.ProvisionError, urllib.error.URLError, OSError) as err:
+    except (ControlError, provision.ProvisionError, GatewayError, OSError) as err:
         print(f"fleet: {err} (logs in {state})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

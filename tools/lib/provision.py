@@ -6,9 +6,9 @@ import ipaddress
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import gateway_api
 
 
 class ProvisionError(Exception):
@@ -33,28 +33,18 @@ def register(
     body = {"device_id": device_id, **binding}
     if replace:
         body["replace"] = True
-    req = urllib.request.Request(
-        gateway.rstrip("/") + "/api/devices",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as err:
-        body = err.read().decode(errors="replace")
-        try:
-            error = json.loads(body)["error"]
-            detail = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = body[:200]
-        exists = err.code == 409 and "DEVICE_EXISTS" in detail
-        raise ProvisionError(
-            f"the gateway refused {device_id!r} ({err.code} {detail})", exists=exists
-        ) from None
+        status, answer = gateway_api.call(gateway, token, "POST", "/api/devices", body, timeout)
     except OSError as err:
         raise ProvisionError(f"cannot reach the gateway at {gateway}: {err}") from None
+    if status != 201:
+        error = answer.get("error") or {}
+        detail = f"{error.get('code')}: {error.get('message')}"
+        raise ProvisionError(
+            f"the gateway refused {device_id!r} ({status} {detail})",
+            exists=status == 409 and error.get("code") == "DEVICE_EXISTS",
+        )
+    return answer
 
 
 def parse_wifi(spec: str) -> dict:

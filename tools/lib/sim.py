@@ -6,11 +6,10 @@ import json
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import bundle
+from provision import ProvisionError, register
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
@@ -19,19 +18,10 @@ DEFAULT_HEAP = "192K"  # TODO(issue 3): bring the workload under 100K, an ESP32 
 
 def provision(gateway: str, token: str, device_id: str) -> dict:
     """POST /api/devices: the device's MQTT credentials and its bag-number range."""
-    req = urllib.request.Request(
-        gateway.rstrip("/") + "/api/devices",
-        data=json.dumps({"device_id": device_id}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            answer = json.load(resp)
-    except urllib.error.HTTPError as err:
-        sys.exit(f"sim: provisioning {device_id} failed: {err.code} {err.read().decode()[:200]}")
-    except OSError as err:
-        sys.exit(f"sim: cannot reach the gateway at {gateway}: {err}")
+        answer = register(gateway, token, device_id)
+    except ProvisionError as err:
+        sys.exit(f"sim: provisioning failed: {err}")
     return {
         "device_id": answer["device_id"],
         "mqtt": answer["mqtt"],
