@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from conftest import SELLER, TOKEN
 from sqlalchemy import func, select
-from test_registry import T0, bag_and_close, driver_key, picked_up_bag
+from test_registry import T0, bag_and_close, picked_up_bag, signed_handover
 
 from gateway import db, handovers
 from gateway.domain import lifecycle, receipts
@@ -174,25 +174,6 @@ def test_a_second_hub_receipt_keeps_the_first(api, world):
 
 
 # --- handover receipts --------------------------------------------------------------------
-
-
-def signed_handover(app, world):
-    bags = [picked_up_bag(app, world, n) for n in range(2)]
-    fields = receipts.HandoverFields(
-        date(2026, 8, 8), SELLER[0], SELLER[1], tuple(bags), "D042", "王师傅"
-    )
-    sig = receipts.sign_handover(fields, driver_key(app))
-    world.seller.send(
-        "handover",
-        T0 + timedelta(hours=2),
-        hid="h-1",
-        drv="D042",
-        seller=SELLER[0],
-        date="2026-08-08",
-        bags=bags,
-        sig=sig,
-    )
-    return bags
 
 
 def test_receipt_has_three_copies_that_verify(app, api, world):

@@ -168,12 +168,15 @@ def test_arrival_outside_tolerance_is_an_exception_with_the_difference(app, worl
         assert (w.grams, w.difference_g, w.allowance_g) == (9700, -300, 200.0)
 
 
-def test_handover_signed_by_the_driver_gives_a_receipt(app, world):
-    bags = [picked_up_bag(app, world, n) for n in range(2)]
-    fields = receipts.HandoverFields(
+def handover_fields(bags: list[str]) -> receipts.HandoverFields:
+    return receipts.HandoverFields(
         date(2026, 8, 8), SELLER[0], SELLER[1], tuple(bags), "D042", "王师傅"
     )
-    sig = receipts.sign_handover(fields, driver_key(app))
+
+
+def signed_handover(app, world):
+    bags = [picked_up_bag(app, world, n) for n in range(2)]
+    sig = receipts.sign_handover(handover_fields(bags), driver_key(app))
     world.seller.send(
         "handover",
         T0 + timedelta(hours=2),
@@ -184,9 +187,16 @@ def test_handover_signed_by_the_driver_gives_a_receipt(app, world):
         bags=bags,
         sig=sig,
     )
+    return bags
+
+
+def test_handover_signed_by_the_driver_gives_a_receipt(app, world):
+    bags = signed_handover(app, world)
     with db.sessions(app)() as session:
         h = session.scalars(select(Handover)).one()
         assert h.signature_ok and h.bag_count == 2
+        fields = handover_fields(bags)
+        sig = receipts.sign_handover(fields, driver_key(app))
         assert h.receipt.id == receipts.Receipt(fields, sig).receipt_id
     assert load_bag(app, bags[0]).handover_id == h.id
 
