@@ -10,8 +10,8 @@ from app import rules, store, wire
 from app.parcels import RecentParcels, fingerprint
 
 # Bag size presets (cm): the courier sacks we stock; "up"/"down" choose, shown on close.
-SIZES = ((60, 40, 30), (80, 50, 40), (100, 50, 30))
-_FP = "<I"
+_SIZES = const(((60, 40, 30), (80, 50, 40), (100, 50, 30)))
+_FP = const("<I")
 _READ_BYTES = const(2048)  # journal page while rebuilding the bag (RAM: one page)
 _MAX_SIDE_INPUT = const(999)  # cm; a DIM: code beyond this is a misread
 
@@ -137,7 +137,7 @@ class Bagging:
         st["size"] = list(self._dims())
 
     def _dims(self):
-        return self.dims or SIZES[self.size]
+        return self.dims or _SIZES[self.size]
 
     def home(self):
         if self.bag is None:
@@ -185,9 +185,9 @@ class Bagging:
 
     def _choose_size(self, key):
         self.dims = None
-        self.size = (self.size + (1 if key == "up" else -1)) % len(SIZES)
+        self.size = (self.size + (1 if key == "up" else -1)) % len(_SIZES)
         if self.bag is None:
-            self.hh.ui.show(("BAGGING", "size", "%dx%dx%d" % SIZES[self.size]))
+            self.hh.ui.show(("BAGGING", "size", "%dx%dx%d" % _SIZES[self.size]))
         else:
             self._show("size")
 

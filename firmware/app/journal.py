@@ -14,7 +14,7 @@ from micropython import const
 from app.store import write_atomic
 
 _MAGIC = const(0x4A42)  # b"BJ": a zeroed or erased (0xFF) region never parses as a frame
-_HDR = "<HHII"
+_HDR = const("<HHII")
 _HDR_SIZE = const(12)
 _CRC_AT = const(8)
 # A record is one scan action (a few ids and a weight); 2 KB leaves ample room and bounds
@@ -109,8 +109,24 @@ class Journal:
         return seq
 
     def read(self, after_seq, max_bytes):
+        """The encoded records after after_seq: at least one, then up to max_bytes in all."""
         out = []
+        self._read(after_seq, max_bytes, out, None, 0)
+        return out
+
+    def read_into(self, after_seq, buf, start):
+        """Copy the records after after_seq into buf from start on, joined by commas, as many
+        as fit; returns (end of the copied bytes, seq of the last record copied).
+
+        The sync drains the backlog through one buffer this way: records read one by one
+        would be allocated between short-lived garbage and fragment a ~100 KB heap.
+        """
+        return self._read(after_seq, len(buf) - start, None, buf, start)
+
+    def _read(self, after_seq, max_bytes, out, buf, at):
+        # Records go to the list out, or into buf from at on; returns (at, last seq read).
         total = 0
+        last = after_seq
         segs = self._segs
         for i in range(len(segs)):
             if i + 1 < len(segs) and segs[i + 1] - 1 <= after_seq:
@@ -122,21 +138,33 @@ class Journal:
                     if seq < 0:
                         break  # end of the segment, or a corrupt frame (logged at open)
                     if seq > self.last_seq:
-                        return out  # left by a failed append; not part of the journal
+                        return at, last  # left by a failed append; not part of the journal
                     if seq <= after_seq:
                         f.seek(n, 1)
                         continue
-                    if out and total + n > max_bytes:
-                        return out
-                    payload = f.read(n)
-                    if len(payload) != n or not self._crc_ok(payload):
+                    comma = 1 if buf is not None and total else 0
+                    if (total or buf is not None) and total + comma + n > max_bytes:
+                        return at, last
+                    if buf is None:
+                        payload = f.read(n)
+                        got = len(payload)
+                    else:
+                        if comma:
+                            buf[at] = 44  # ","
+                        payload = memoryview(buf)[at + comma : at + comma + n]
+                        got = f.readinto(payload)
+                    if got != n or not self._crc_ok(payload):
                         print("journal: bad frame, seq", seq, "in", _seg_name(segs[i]))
                         break
-                    out.append(payload)
-                    total += n
+                    if buf is None:
+                        out.append(payload)
+                    else:
+                        at += comma + n
+                    total += comma + n
+                    last = seq
             finally:
                 f.close()
-        return out
+        return at, last
 
     @property
     def keep_from(self):

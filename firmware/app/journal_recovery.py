@@ -6,10 +6,12 @@ import binascii
 import os
 import struct
 
+from micropython import const
+
 from app.journal import _ACKED, _KEEP, _SUFFIX, _seg_name
 from app.store import read_or, remove_if_exists
 
-_ENOENT = 2
+_ENOENT = const(2)
 
 
 def open_journal(j):

@@ -17,7 +17,7 @@ from drivers.scale import ScaleError
 from hal import make_board
 from net.mqtt import MQTTClient
 
-FIRMWARE_VERSION = "0.2.0"
+_FIRMWARE_VERSION = const("0.2.0")
 _WEIGHT_STEP_G = const(5)
 
 
@@ -87,8 +87,8 @@ async def start(board):
     gc.collect()
     handheld = Handheld(Ui(board), journal, settings, boot, board.storage)
     gc.collect()
-    client = MQTTClient(Sync.client_config(settings, FIRMWARE_VERSION))
-    sync = Sync(client, journal, settings, handheld, FIRMWARE_VERSION, board)
+    client = MQTTClient(Sync.client_config(settings, _FIRMWARE_VERSION))
+    sync = Sync(client, journal, settings, handheld, _FIRMWARE_VERSION, board)
     board.state_provider = lambda: dict(handheld.state(), connected=client.connected)
     await board.start()
     handheld.home()

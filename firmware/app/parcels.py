@@ -9,7 +9,7 @@ from micropython import const
 from app.store import read_or, remove_if_exists, write_atomic
 
 _BUCKETS = const(32)  # files per index: a lookup reads one of them (~1/32 of the entries)
-_DIGEST = "digest"
+_DIGEST = const("digest")
 _RECENT_SLOTS = const(2048)  # fingerprints of parcels in closed bags: about 6 full bags
 _CHUNK = const(256)  # bytes of the recent set read at a time (a multiple of 4)
 

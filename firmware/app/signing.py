@@ -5,8 +5,10 @@
 import binascii
 import hashlib
 
-_MESSAGE_VERSION = "bagscan-handover-v1"  # receipts.MESSAGE_VERSION
-_BLOCK = 64  # SHA-256 block size (RFC 2104: B)
+from micropython import const
+
+_MESSAGE_VERSION = const("bagscan-handover-v1")  # receipts.MESSAGE_VERSION
+_BLOCK = const(64)  # SHA-256 block size (RFC 2104: B)
 
 
 def _hex(data):

@@ -6,7 +6,9 @@
 # after a power cut. On the unix port the same holds with POSIX rename(2).
 import os
 
-_TMP = ".tmp"
+from micropython import const
+
+_TMP = const(".tmp")
 
 
 def write_atomic(path, data):

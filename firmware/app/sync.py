@@ -10,17 +10,20 @@ from micropython import const
 
 from app import clock, store, wire
 
-# Journal payload per events message (wire.MAX_MESSAGE allows 16 KB). A batch exists up to
-# three times while it is built and queued (records, payload, MQTT packet), and the client
-# holds _WINDOW of them until PUBACK. Each needs a contiguous block, and a heap fragmented by
-# scanning has few large ones: 2 KB batches, two in flight, let a backlog drain in a 135K heap
-# where 4 KB batches needed 165K (docs/firmware.md), still about 20 records per message.
+# Journal payload per events message (wire.MAX_MESSAGE allows 16 KB): about 20 records, and
+# at least the largest record (journal _MAX_PAYLOAD). A batch is read into one buffer kept
+# for the whole boot, and the client copies it into a packet buffer per window slot, reused
+# too: a backlog drains with no large block allocated in a heap fragmented by scanning.
 _BATCH_BYTES = const(2048)
 _WINDOW = const(2)
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)
 _IDLE_WAIT_MS = const(500)
+
+
+def _batch_message():
+    return len(wire.EVENTS_OPEN) + _BATCH_BYTES + len(wire.EVENTS_CLOSE)
 
 
 class Sync:
@@ -37,6 +40,8 @@ class Sync:
             "tls": bool(mqtt.get("tls")),
             "ca": mqtt.get("ca"),
             "window": _WINDOW,
+            # A full batch's PUBLISH: fixed header (1 + 2), topic (2 + its bytes), packet id.
+            "slot_bytes": 7 + len(wire.topic(device_id, wire.EVENTS)) + _batch_message(),
             "will": {
                 "topic": wire.topic(device_id, wire.STATUS),
                 "payload": b'{"v":1,"online":false}',
@@ -58,6 +63,8 @@ class Sync:
         self.ack_topic = wire.topic(device_id, wire.ACK)
         self.config_topic = wire.topic(device_id, wire.CONFIG)
         self.sent = journal.acked  # highest seq published to the gateway
+        self._batch = bytearray(_batch_message())
+        self._batch[: len(wire.EVENTS_OPEN)] = wire.EVENTS_OPEN
         self._progress_at = time.ticks_ms()
         self._wake = asyncio.Event()
         self._status_due = True
@@ -113,14 +120,17 @@ class Sync:
     async def _send_batch(self):
         if self.sent < self.journal.acked:
             self.sent = self.journal.acked
-        records = self.journal.read(self.sent, _BATCH_BYTES)
-        if not records:
+        buf = self._batch
+        start = len(wire.EVENTS_OPEN)
+        close = len(wire.EVENTS_CLOSE)
+        end, last = self.journal.read_into(self.sent, memoryview(buf)[: len(buf) - close], start)
+        if end == start:
             self.sent = self.journal.last_seq
             return
-        last = json.loads(records[-1])["s"]
+        buf[end : end + close] = wire.EVENTS_CLOSE
         if self.sent == self.journal.acked:
             self._progress_at = time.ticks_ms()
-        await self.client.publish(self.events_topic, wire.events_payload(records), 1)
+        await self.client.publish(self.events_topic, memoryview(buf)[: end + close], 1)
         self.sent = last
 
     async def _publish_status(self):

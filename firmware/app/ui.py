@@ -1,9 +1,16 @@
 # What the user sees and hears: the screen, a beep pattern, and the refusal code behind it.
 # Short texts fit the 16-column OLED.
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython (the build test reads the texts)
+
+    def const(x):
+        return x
+
 
 # Screen text for each refusal code (app/rules.py, then the device's own); the code itself
 # goes to the control channel. One string, not a dict: 22 pairs as a dict cost ~2 KB of heap.
-_REASONS = (
+_REASONS = const(
     "|BAG_FULL:Bag full 300|OVERWEIGHT:Over 50 kg|OVERSIZE:Bag too big|DUPLICATE:Already in bag"
     "|IN_OTHER_BAG:In other bag|NOT_RTS:Not RTS|CANCELLED:Cancelled"
     "|ALREADY_RECEIVED:Already received|SEA_BIG_ITEM:Sea big item|FM49_MIX:FM-49 mixing"

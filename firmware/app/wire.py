@@ -33,9 +33,14 @@ def text_ok(value):
     return True
 
 
+# An events message: EVENTS_OPEN, the encoded records joined by ",", EVENTS_CLOSE.
+EVENTS_OPEN = b'{"v":1,"r":['
+EVENTS_CLOSE = b"]}"
+
+
 def events_payload(raw_records):
     """One events message from already-encoded records (journal payloads), without re-encoding."""
-    return b'{"v":1,"r":[' + b",".join(raw_records) + b"]}"
+    return EVENTS_OPEN + b",".join(raw_records) + EVENTS_CLOSE
 
 
 def ack_payload(seq):

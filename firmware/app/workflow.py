@@ -11,17 +11,21 @@ from app.bagging import Bagging
 from app.journal import JournalFull
 from app.parcels import FlashIndex, parcel_text, parse_parcel
 
-MODES = ("bagging", "pickup", "hub")
+from micropython import const
+
+_MODES = const(("bagging", "pickup", "hub"))
 # Config keys kept in settings (config.json); "parcels" and "bags" go to flash indexes.
-_SETTINGS = (
-    "bag_range",
-    "stores",
-    "store_names",
-    "unknown_parcel",
-    "drivers",
-    "arrival_tolerance_g",
-    "arrival_tolerance_pct",
-    "baggable_hubs",
+_SETTINGS = const(
+    (
+        "bag_range",
+        "stores",
+        "store_names",
+        "unknown_parcel",
+        "drivers",
+        "arrival_tolerance_g",
+        "arrival_tolerance_pct",
+        "baggable_hubs",
+    )
 )
 
 
@@ -50,7 +54,7 @@ class Handheld:
             settings.pop("parcels", None)
             settings.pop("bags", None)
             store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
-        self.mode = MODES[0]
+        self.mode = _MODES[0]
         self.bagging = Bagging(self)
         self.current = self.bagging
 
@@ -140,7 +144,7 @@ class Handheld:
 
     def _next_mode(self):
         old = self.mode
-        self.mode = MODES[(MODES.index(old) + 1) % len(MODES)]
+        self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
         self.current = self.bagging  # the old mode object is dropped before the new loads
         if old != "bagging":
             _unload(old)

@@ -39,14 +39,10 @@ class Keys:
             if count[i] >= self.samples:
                 down[i] = level
                 count[i] = 0
-                if level:
-                    self._push(self.names[i])
-
-    def _push(self, name):
-        if self._size == _QUEUE:
-            return  # nobody is reading: drop presses rather than grow
-        self._queue[(self._head + self._size) % _QUEUE] = name
-        self._size += 1
+                # A full queue means nobody is reading: drop presses rather than grow.
+                if level and self._size < _QUEUE:
+                    self._queue[(self._head + self._size) % _QUEUE] = self.names[i]
+                    self._size += 1
 
     def pop(self):
         if not self._size:
@@ -64,8 +60,3 @@ class Keys:
                 break
             await asyncio.sleep_ms(self.period_ms)
         return self.pop()
-
-    async def run(self, on_press):
-        """Callback style: on_press(name) for every press, forever."""
-        while True:
-            on_press(await self.next())

@@ -175,20 +175,11 @@ class Scale:
                 run = 1
         return c
 
-    def to_grams(self, counts):
-        return int(round((counts - self.offset) / self.factor))
-
-    async def grams(self):
-        """A live, unfiltered-for-stability weight for the display."""
-        if self.factor is None:
-            raise ScaleError(NOT_CALIBRATED, "scale not calibrated")
-        return self.to_grams(await self.counts())
-
     async def stable_grams(self, timeout_ms=5000):
         """The accepted weight in whole grams; ScaleError if unstable, over or under range."""
         if self.factor is None:
             raise ScaleError(NOT_CALIBRATED, "scale not calibrated")
-        g = self.to_grams(await self.stable_counts(timeout_ms))
+        g = int(round((await self.stable_counts(timeout_ms) - self.offset) / self.factor))
         if g > self.capacity_g:
             raise ScaleError(OVERLOAD, "%d g over capacity %d g" % (g, self.capacity_g))
         if g < -self.tolerance_g:

@@ -25,16 +25,16 @@ _SET_CHARGE_PUMP = const(0x8D)
 _CONTROL_CMD = const(0x80)
 _CONTROL_DATA = const(0x40)
 
-WIDTH = const(128)
-HEIGHT = const(64)
-LINES = const(8)  # 64 px / 8 px font
-COLUMNS = const(16)  # 128 px / 8 px font
+_WIDTH = const(128)
+_HEIGHT = const(64)
+_LINES = const(8)  # 64 px / 8 px font
+_COLUMNS = const(16)  # 128 px / 8 px font
 
 
 class SSD1306(framebuf.FrameBuffer):
     """The panel as a MONO_VLSB framebuffer; show() sends it over I2C."""
 
-    def __init__(self, i2c, addr=0x3C, width=WIDTH, height=HEIGHT, external_vcc=False):
+    def __init__(self, i2c, addr=0x3C, width=_WIDTH, height=_HEIGHT, external_vcc=False):
         self.i2c = i2c
         self.addr = addr
         self.width = width
@@ -87,19 +87,6 @@ class SSD1306(framebuf.FrameBuffer):
         self._cmd[1] = cmd
         self.i2c.writeto(self.addr, self._cmd)
 
-    def poweroff(self):
-        self.write_cmd(_SET_DISP)
-
-    def poweron(self):
-        self.write_cmd(_SET_DISP | 0x01)
-
-    def contrast(self, contrast):
-        self.write_cmd(_SET_CONTRAST)
-        self.write_cmd(contrast)
-
-    def invert(self, invert):
-        self.write_cmd(_SET_NORM_INV | (invert & 1))
-
     def show(self):
         self.write_cmd(_SET_COL_ADDR)
         self.write_cmd(0)
@@ -122,13 +109,10 @@ class Display:
         panel.fill(0)
         shown = []
         for i, line in enumerate(lines):
-            if i >= LINES:
+            if i >= _LINES:
                 break
-            line = str(line)[:COLUMNS]
+            line = str(line)[:_COLUMNS]
             shown.append(line)
             panel.text(line, 0, i * 8, 1)
         panel.show()
         self.lines = shown
-
-    def clear(self):
-        self.show(())

@@ -16,17 +16,15 @@ from drivers.keys import Keys
 from drivers.scale import Scale
 from drivers.ssd1306 import SSD1306, Display
 
-KEY_NAMES = ("ok", "cancel", "mode", "up", "down")
-LED_MODES = ("off", "on", "blink")
+_KEY_NAMES = const(("ok", "cancel", "mode", "up", "down"))
+_LED_MODES = const(("off", "on", "blink"))
 # A 100 kg cell at 2 mV/V on a 3.3 V bridge, gain 128: about 28 counts per gram (hw/bom.csv).
 _COUNTS_PER_GRAM = const(28)
 _ZERO_COUNTS = const(120000)
 _NOISE_COUNTS = const(8)  # +-0.3 g: what a shielded cable and a quiet supply give
 _CONVERSION_MS = const(12)  # HX711 RATE pin high: 80 samples per second
-_KEY_HOLD_MS = const(40)
-_KEY_GIVE_UP_MS = const(
-    2000
-)  # no keys task is polling: stop holding  # longer than the keys driver's 3 x 7 ms debounce
+_KEY_HOLD_MS = const(40)  # longer than the keys driver's 3 x 7 ms debounce
+_KEY_GIVE_UP_MS = const(2000)  # no keys task is polling: stop holding
 _MAX_LINE = const(512)
 
 
@@ -103,7 +101,6 @@ class Board:
         # clock.ticks() starts here, e.g. just before the 2^30 ms wrap (docs/simulator.md).
         start = os.getenv("BAGSCAN_TICKS_START")
         self.ticks_start = int(start) if start else None
-        _makedirs(self.storage)
         self.state_provider = None
         self._clients = []
         self.led_mode = "off"
@@ -119,7 +116,7 @@ class Board:
         self._key_level = {}
         self._press_lock = asyncio.Lock()
         pins = {}
-        for name in KEY_NAMES:
+        for name in _KEY_NAMES:
             self._key_level[name] = 1
             pins[name] = self._key_reader(name)
         self.keys = Keys(pins)
@@ -139,7 +136,7 @@ class Board:
         self._beep_task = asyncio.create_task(self._buzzer.play(kind))
 
     def set_led(self, mode):
-        if mode not in LED_MODES:
+        if mode not in _LED_MODES:
             raise ValueError("LED mode " + mode)
         if mode != self.led_mode:
             self.led_mode = mode
@@ -201,7 +198,7 @@ class Board:
                 self._chip.grams = int(arg)
             except ValueError:
                 return {"screen": self.display.lines, "error": "weight takes whole grams"}
-        elif verb == "key" and arg in KEY_NAMES:
+        elif verb == "key" and arg in _KEY_NAMES:
             asyncio.create_task(self._press(arg))
         elif verb == "state":
             state = self.state_provider() if self.state_provider else {}
@@ -212,7 +209,15 @@ class Board:
             gc.collect()
             return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free()}
         elif verb == "screenshot" and arg:
-            self.save_screen(arg)
+            # The frame buffer as a PBM image (white pixels lit).
+            panel = self.panel
+            with open(arg, "wb") as f:
+                f.write(b"P1\n%d %d\n" % (panel.width, panel.height))
+                for y in range(panel.height):
+                    row = bytearray()
+                    for x in range(panel.width):
+                        row.append(0x31 if panel.pixel(x, y) else 0x30)
+                    f.write(row + b"\n")
             return {"screen": self.display.lines, "saved": arg}
         else:
             return {"screen": self.display.lines, "error": "unknown command: " + line[:40]}
@@ -235,25 +240,3 @@ class Board:
         ):
             await asyncio.sleep_ms(5)
             waited += 5
-
-    def save_screen(self, path):
-        """The frame buffer as a PBM image (white pixels lit)."""
-        panel = self.panel
-        with open(path, "wb") as f:
-            f.write(b"P1\n%d %d\n" % (panel.width, panel.height))
-            for y in range(panel.height):
-                row = bytearray()
-                for x in range(panel.width):
-                    row.append(0x31 if panel.pixel(x, y) else 0x30)
-                f.write(row + b"\n")
-
-
-def _makedirs(path):
-    parts = path.split("/")
-    for i in range(1, len(parts) + 1):
-        sub = "/".join(parts[:i])
-        if sub:
-            try:
-                os.mkdir(sub)
-            except OSError:
-                pass

@@ -29,8 +29,8 @@ _MAX_OWED_ACKS = const(32)  # the reader waits when this many PUBACKs are not ye
 _STABLE_MS = const(10000)  # a link that stayed up this long resets the backoff
 _VARINT_MAX_BYTES = const(4)  # §2.2.3
 
-_PINGREQ_PKT = b"\xc0\x00"
-_DISCONNECT_PKT = b"\xe0\x00"
+_PINGREQ_PKT = const(b"\xc0\x00")
+_DISCONNECT_PKT = const(b"\xe0\x00")
 
 
 class MQTTError(Exception):
@@ -58,7 +58,13 @@ class MQTTClient:
 
         # The in-flight window: slot i holds an encoded PUBLISH until PUBACK (QoS 1) or
         # until written (QoS 0). Parallel lists so a slot update allocates nothing.
-        self._pkt = [None] * window
+        self._pkt = [None] * window  # the packet: a view of the slot's buffer
+        # Each slot keeps its buffer for the next message, grown to the largest packet: a
+        # backlog drains without a new block as large as a batch for every message.
+        self._buf = [None] * window
+        if cfg["slot_bytes"]:
+            for i in range(window):
+                self._buf[i] = bytearray(cfg["slot_bytes"])
         self._pid = [0] * window  # 0 marks QoS 0
         self._tkt = [0] * window  # ticket, also the send order
         self._ep = [0] * window  # link epoch of the last send; 0: never sent
@@ -132,11 +138,23 @@ class MQTTClient:
             raise ValueError("MQTT publish topic must be non-empty and wildcard-free")
         if qos == 0 and not self.connected:
             return 0
-        i = await self._free_slot()
+        i = -1
+        while i < 0:  # wait for a free slot
+            self._freed.clear()
+            for j in range(len(self._pkt)):
+                if self._pkt[j] is None:
+                    i = j
+                    break
+            else:
+                await self._freed.wait()
         if qos == 0 and not self.connected:
             return 0
         n = 2 + len(t) + 2 * qos + len(payload)
-        pkt = bytearray(1 + _varint_len(n) + n)
+        size = 1 + _varint_len(n) + n
+        buf = self._buf[i]
+        if buf is None or len(buf) < size:
+            buf = self._buf[i] = bytearray(size)
+        pkt = memoryview(buf)[:size]
         pkt[0] = _PUBLISH | (qos << 1) | (_RETAIN if retain else 0)
         p = _put_str(pkt, _put_varint(pkt, 1, n), t)
         pid = 0
@@ -194,38 +212,38 @@ class MQTTClient:
     # ---- connection keeping -----------------------------------------------------
 
     async def _run(self):
-        try:
-            await self._keep_connecting()
-        finally:  # also when disconnect() cancels us mid-handshake
-            await self._close_stream()
-
-    async def _keep_connecting(self):
         cfg = self._cfg
         delay = cfg["backoff_min_ms"]
-        while not self._stop:
-            try:
-                await asyncio.wait_for_ms(self._handshake(), cfg["timeout_ms"])
-            except Exception as e:
-                await self._close_stream()
-                self.last_error = _describe(e)
-            else:
-                up = time.ticks_ms()
-                await self._online()
-                if time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
-                    delay = cfg["backoff_min_ms"]
-            if self._stop:
-                break
-            # Equal jitter: half the delay fixed, half random, so a fleet rebooted by the
-            # same power cut does not reconnect in lockstep.
-            half = delay // 2
-            await asyncio.sleep_ms(half + random.getrandbits(24) % (half + 1))
-            delay = min(delay * 2, cfg["backoff_max_ms"])
+        try:
+            while not self._stop:
+                try:
+                    await asyncio.wait_for_ms(self._handshake(), cfg["timeout_ms"])
+                except Exception as e:
+                    await self._close_stream()
+                    self.last_error = _describe(e)
+                else:
+                    up = time.ticks_ms()
+                    await self._online()
+                    if time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
+                        delay = cfg["backoff_min_ms"]
+                if self._stop:
+                    break
+                # Equal jitter: half the delay fixed, half random, so a fleet rebooted by the
+                # same power cut does not reconnect in lockstep.
+                half = delay // 2
+                await asyncio.sleep_ms(half + random.getrandbits(24) % (half + 1))
+                delay = min(delay * 2, cfg["backoff_max_ms"])
+        finally:  # also when disconnect() cancels us mid-handshake
+            await self._close_stream()
 
     async def _handshake(self):
         cfg = self._cfg
         if cfg["tls"]:
+            if self._ssl is None:
+                self._ssl = _setup().tls_context(cfg["ca"])
+                _drop_setup()
             s, _ = await asyncio.open_connection(
-                cfg["host"], cfg["port"], ssl=self._tls_context(), server_hostname=cfg["host"]
+                cfg["host"], cfg["port"], ssl=self._ssl, server_hostname=cfg["host"]
             )
         else:
             s, _ = await asyncio.open_connection(cfg["host"], cfg["port"])
@@ -237,12 +255,6 @@ class MQTTClient:
         code = self._rx[1]
         if code:
             raise MQTTError(_setup().refusal(code))
-
-    def _tls_context(self):
-        if self._ssl is None:
-            self._ssl = _setup().tls_context(self._cfg["ca"])
-            _drop_setup()
-        return self._ssl
 
     async def _online(self):
         self._epoch += 1
@@ -393,31 +405,21 @@ class MQTTClient:
                 best = i
         return best
 
-    async def _free_slot(self):
-        while True:
-            self._freed.clear()
-            for i in range(len(self._pkt)):
-                if self._pkt[i] is None:
-                    return i
-            await self._freed.wait()
-
     def _next_pid(self):
         # §2.3.1: a new packet id must not be in use; 65535 wraps to 1, 0 is invalid.
         pid = self._last_pid
         while True:
             pid = pid + 1 if pid < _MAX_PID else 1
-            if not self._pid_in_use(pid):
+            free = True
+            for i in range(len(self._pkt)):
+                if self._pid[i] == pid and self._pkt[i] is not None:
+                    free = False
+            for sub in self._subs:
+                if sub[3] == pid:
+                    free = False
+            if free:
                 self._last_pid = pid
                 return pid
-
-    def _pid_in_use(self, pid):
-        for i in range(len(self._pkt)):
-            if self._pid[i] == pid and self._pkt[i] is not None:
-                return True
-        for sub in self._subs:
-            if sub[3] == pid:
-                return True
-        return False
 
     # ---- receiving (only the reader task reads once a link is up) --------------
 
@@ -468,7 +470,29 @@ class MQTTClient:
                     self._freed.set()
                     break
         elif kind == _PUBLISH:
-            await self._receive(first, d, n)
+            qos = (first >> 1) & 3
+            if qos > 1:
+                raise MQTTError("QoS 2 PUBLISH not supported")
+            end = 2 + (d[0] << 8 | d[1])
+            if end + 2 * qos > n:
+                raise MQTTError("malformed PUBLISH")
+            topic = str(d[2:end], "utf-8")
+            pid = 0
+            if qos:
+                pid = d[end] << 8 | d[end + 1]
+                end += 2
+            payload = bytes(d[end:n])
+            if self.on_message is not None:
+                try:
+                    self.on_message(topic, payload, bool(first & _RETAIN))
+                except Exception as e:
+                    sys.print_exception(e)
+            if qos:
+                # PUBACK after the callback: at least once, as the broker intends.
+                while len(self._acks) >= _MAX_OWED_ACKS:
+                    await asyncio.sleep_ms(10)
+                self._acks.append(pid)
+                self._kick.set()
         elif kind == _PINGRESP:
             pass
         elif kind == _SUBACK:
@@ -482,31 +506,6 @@ class MQTTClient:
                         self.last_error = "subscribe refused: %s" % sub[0].decode()
         else:
             raise MQTTError("unexpected packet type 0x%02x" % first)
-
-    async def _receive(self, first, d, n):
-        qos = (first >> 1) & 3
-        if qos > 1:
-            raise MQTTError("QoS 2 PUBLISH not supported")
-        end = 2 + (d[0] << 8 | d[1])
-        if end + 2 * qos > n:
-            raise MQTTError("malformed PUBLISH")
-        topic = str(d[2:end], "utf-8")
-        pid = 0
-        if qos:
-            pid = d[end] << 8 | d[end + 1]
-            end += 2
-        payload = bytes(d[end:n])
-        if self.on_message is not None:
-            try:
-                self.on_message(topic, payload, bool(first & _RETAIN))
-            except Exception as e:
-                sys.print_exception(e)
-        if qos:
-            # PUBACK after the callback: at least once, as the broker intends.
-            while len(self._acks) >= _MAX_OWED_ACKS:
-                await asyncio.sleep_ms(10)
-            self._acks.append(pid)
-            self._kick.set()
 
 
 async def _fill(s, mv, n):

@@ -21,6 +21,10 @@ DEFAULTS = {
     "ca": None,  # path of a PEM/DER CA file; None with tls: encrypted but unauthenticated
     "will": None,  # {"topic": str, "payload": bytes, "retain": bool, "qos": 0 | 1}
     "window": 8,  # QoS 1 messages in flight before publish() waits
+    # Bytes of packet buffer each window slot gets at start (0: none until a publish needs
+    # it). A slot keeps its buffer, so a device whose heap fragments while it runs reserves
+    # its largest packet while the heap is still in one piece.
+    "slot_bytes": 0,
     "backoff_min_ms": 500,
     "backoff_max_ms": 30000,
     "max_packet": 16384,  # larger incoming packets drop the connection
@@ -29,12 +33,14 @@ DEFAULTS = {
 }
 
 # §3.2.2.3 CONNACK return codes 1..5, as the text a status screen can show.
-_REFUSED = (
-    "protocol version",
-    "client id rejected",
-    "server unavailable",
-    "bad user name or password",
-    "not authorised",
+_REFUSED = const(
+    (
+        "protocol version",
+        "client id rejected",
+        "server unavailable",
+        "bad user name or password",
+        "not authorised",
+    )
 )
 
 

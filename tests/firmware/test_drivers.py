@@ -628,12 +628,8 @@ async def main():
     k = Keys({"cancel": Line([0] * 6 + [1]), "mode": Line([0])}, active_low=False,
              samples=3, period_ms=1)
     first = await k.next()
-    got = []
     k2 = Keys({"down": Line([1, 1, 0])})
-    task = asyncio.create_task(k2.run(got.append))
-    await asyncio.sleep_ms(60)
-    task.cancel()
-    return [first, got]
+    return [first, [await asyncio.wait_for_ms(k2.next(), 60)]]
 
 print(json.dumps(asyncio.run(main())))
 """,

@@ -15,6 +15,9 @@ def test_every_firmware_module_compiles_for_the_esp32(tmp_path):
             rel = src.relative_to(bundle.FIRMWARE)
             if rel.name == "main.py" and rel.parent.name == "":
                 continue  # stays source on the device
+            if rel.name == "__init__.py" and not src.stat().st_size:
+                assert not (out / rel).with_suffix(".mpy").exists(), rel
+                continue  # a folder is a package without it
             mpy = (out / rel).with_suffix(".mpy")
             assert mpy.exists(), rel
             assert mpy.read_bytes()[:2] == b"M\x06", rel  # .mpy version 6: MicroPython 1.22+

@@ -16,6 +16,9 @@ SKIP_DIRS = {"typings", "__pycache__"}
 MANIFEST = "manifest.py"
 # Arguments for mpy-cross per target: bytecode for the host's unix port, xtensawin for ESP32.
 TARGETS = {"host": [], "esp32": ["-march=xtensawin"]}
+# The heap (~100 KB on an ESP32 without PSRAM) pays for every loaded module's line-number
+# table (~8 % of its bytecode): tracebacks name the module and function, not the line.
+COMPILE = ["-X", "no-source-lines"]
 
 # The budget of an ESP32 bundle (docs/tools.md, "Bundle budget"). The ESP32_GENERIC image's
 # 4 MiB layout gives the filesystem (LittleFS, 4 KiB blocks) the partition "vfs" at 0x200000,
@@ -33,6 +36,9 @@ MPY_VERSION = 6
 MPY_ARCH_XTENSAWIN = 10
 MPY_NATIVE_SUB_VERSION = 3
 ESP32_SMALL_INT_BITS = 31
+
+
+_SELF_MTIME = Path(__file__).stat().st_mtime
 
 
 def sources(include_board: str | None = None) -> list[Path]:
@@ -65,12 +71,27 @@ def build(out: Path, target: str = "host", board: str = "sim") -> Path:
                 _replace(dest, src.read_bytes())
             continue
         dest = (out / rel).with_suffix(".mpy")
-        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
+        if rel.name == "__init__.py" and not src.stat().st_size:
+            # MicroPython imports a folder without __init__ as a package; an empty one would
+            # only intern two more names (its path and source name) that are never freed.
+            dest.unlink(missing_ok=True)
+            continue
+        # Newer than its source and than this file (which holds the compile options): current.
+        if dest.exists() and dest.stat().st_mtime >= max(src.stat().st_mtime, _SELF_MTIME):
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
         subprocess.run(
-            [mpy_cross(), *TARGETS[target], "-s", str(rel), "-o", str(tmp), str(src)],
+            [
+                mpy_cross(),
+                *TARGETS[target],
+                *COMPILE,
+                "-s",
+                _module_name(rel),
+                "-o",
+                str(tmp),
+                str(src),
+            ],
             check=True,
         )
         os.replace(tmp, dest)
@@ -109,6 +130,12 @@ def mpy_header_error(data: bytes, arch: int = MPY_ARCH_XTENSAWIN) -> str | None:
     if data[3] != ESP32_SMALL_INT_BITS:
         return f"small ints of {data[3]} bits, want {ESP32_SMALL_INT_BITS}"
     return None
+
+
+def _module_name(rel: Path) -> str:
+    # The source name tracebacks show: the dotted module name, which the import has interned
+    # already, where "app/bagging.py" would be one more name kept forever.
+    return ".".join(rel.with_suffix("").parts)
 
 
 def _replace(dest: Path, data: bytes) -> None:
