@@ -16,19 +16,6 @@ _READ_BYTES = const(2048)  # journal page while rebuilding the bag (RAM: one pag
 _MAX_SIDE_INPUT = const(999)  # cm; a DIM: code beyond this is a misread
 
 
-def parse_dims(code):
-    """DIM:<a>x<b>x<c> (whole cm, e.g. DIM:120x30x20) -> (a, b, c), or None if malformed."""
-    parts = code[4:].split("x")
-    if len(parts) != 3:
-        return None
-    dims = []
-    for p in parts:
-        if not p.isdigit() or not 0 < int(p) <= _MAX_SIDE_INPUT:
-            return None
-        dims.append(int(p))
-    return tuple(dims)
-
-
 class Bagging:
     def __init__(self, hh):
         self.hh = hh
@@ -39,8 +26,8 @@ class Bagging:
         self.fps = bytearray(4 * rules.MAX_PARCELS)
         self.fm49 = 0  # parcels in the bag bound for FM-49, and for other hubs (FM49_MIX)
         self.other = 0
-        self.size = 0
-        self.dims = None  # measured sides (DIM: code), else the preset applies
+        # The size preset, and the measured sides (DIM: code) that override it.
+        _, _, self.size, self.dims = hh.left_bag
         self.recent = RecentParcels(hh.storage + "/recent")
         self._serial_path = hh.storage + "/next_serial"
         first = hh.settings["bag_range"][0]
@@ -134,6 +121,8 @@ class Bagging:
     # --- screen ----------------------------------------------------------------------------
 
     def describe(self, st):
+        st["bag"] = self.bag
+        st["bag_count"] = self.n
         st["size"] = list(self._dims())
 
     def _dims(self):
@@ -178,8 +167,15 @@ class Bagging:
                 self.home()
         elif key == "ok":
             self._close()
-        elif key == "cancel":
-            self._remove_last()
+        elif key == "cancel":  # takes the last parcel out again
+            if not self.n:
+                self._show("bag is empty", None)
+                return
+            trk = self._last_parcel()
+            if trk is None or not self.hh.journal_ok("parcel_remove", bag=self.bag, trk=trk):
+                return
+            self._remove(trk)
+            self._show("-" + trk, "warn")  # minus: taken out
         elif key in ("up", "down"):
             self._choose_size(key)
 
@@ -192,11 +188,16 @@ class Bagging:
             self._show("size")
 
     def _measure(self, code):
-        dims = parse_dims(code)
-        if dims is None:
+        """DIM:<a>x<b>x<c>: the bag's measured sides in whole cm, e.g. DIM:120x30x20."""
+        parts = code[4:].split("x")
+        dims = []
+        for p in parts:
+            if p.isdigit() and 0 < int(p) <= _MAX_SIDE_INPUT:
+                dims.append(int(p))
+        if len(parts) != 3 or len(dims) != 3:
             self.hh.on_bad_barcode()
             return
-        self.dims = dims
+        self.dims = dims = tuple(dims)
         title = self.bag or "BAGGING"
         if not rules.size_ok(dims):
             self.hh.ui.refuse(title, rules.OVERSIZE, "%dx%dx%d cm" % dims)
@@ -206,15 +207,6 @@ class Bagging:
             self._show("measured", "ok")
 
     # --- the rules -------------------------------------------------------------------------
-
-    def _linked(self, seller):
-        stores = self.hh.settings.get("stores")
-        if stores is None:
-            return True  # not configured yet: the gateway re-checks
-        for s in stores:
-            if (s if isinstance(s, str) else s[0]) == seller:
-                return True
-        return False
 
     def _refusal(self, trk, fp):
         """The first rule that refuses trk, in bag_rules.RULES order, or None."""
@@ -236,7 +228,12 @@ class Bagging:
                 return rules.CANCELLED
             if status != "rts":
                 return rules.NOT_RTS
-            if not self._linked(seller):
+            stores = settings.get("stores")
+            linked = stores is None  # not configured yet: the gateway re-checks
+            for s in stores or ():
+                if (s if isinstance(s, str) else s[0]) == seller:
+                    linked = True
+            if not linked:
                 return rules.STORE_NOT_LINKED
             if hub not in settings.get("baggable_hubs", rules.BAGGABLE_HUBS):
                 return rules.HUB_NOT_BAGGABLE
@@ -259,39 +256,25 @@ class Bagging:
         if code:
             self.hh.ui.refuse(self.bag or "BAGGING", code, trk)
             return
-        if self.bag is None and not self._open():
-            return
-        if not self.hh.journal_ok("parcel", bag=self.bag, trk=trk):
+        hh = self.hh
+        if self.bag is None:  # the first parcel opens a bag with the range's next number
+            lo, hi = hh.settings["bag_range"]
+            if not lo <= self.next_serial <= hi:
+                hh.ui.refuse("BAGGING", "BAG_RANGE_USED", "connect to sync")
+                return
+            bag = wire.bag_number(self.next_serial)
+            # The serial is stored first: a power cut after it wastes a number, never reuses one.
+            store.write_atomic(self._serial_path, b"%d" % (self.next_serial + 1))
+            hh.journal.keep_from = hh.journal.last_seq + 1
+            if not hh.journal_ok("bag_open", bag=bag):
+                hh.journal.keep_from = 0
+                return
+            self._reset(bag)
+            self.next_serial += 1
+        if not hh.journal_ok("parcel", bag=self.bag, trk=trk):
             return
         self._add(trk)
         self._show(trk, "ok")
-
-    def _open(self):
-        hh = self.hh
-        lo, hi = hh.settings["bag_range"]
-        if not lo <= self.next_serial <= hi:
-            hh.ui.refuse("BAGGING", "BAG_RANGE_USED", "connect to sync")
-            return False
-        bag = wire.bag_number(self.next_serial)
-        # The serial is stored first: a power cut after it wastes a number, never reuses one.
-        store.write_atomic(self._serial_path, b"%d" % (self.next_serial + 1))
-        hh.journal.keep_from = hh.journal.last_seq + 1
-        if not hh.journal_ok("bag_open", bag=bag):
-            hh.journal.keep_from = 0
-            return False
-        self._reset(bag)
-        self.next_serial += 1
-        return True
-
-    def _remove_last(self):
-        if not self.n:
-            self._show("bag is empty", None)
-            return
-        trk = self._last_parcel()
-        if trk is None or not self.hh.journal_ok("parcel_remove", bag=self.bag, trk=trk):
-            return
-        self._remove(trk)
-        self._show("-" + trk, "warn")  # minus: taken out
 
     def _close(self):
         hh = self.hh

@@ -31,22 +31,19 @@ _KEEP = "keep"
 class JournalFull(OSError):
     """The flash (or the configured max_bytes budget) cannot take another record."""
 
-    def __init__(self, msg="journal full"):
-        super().__init__(_ENOSPC, msg)
 
-
-def _recovery():
+def _recovery(step, *args):
+    """app/journal_recovery.<step>(*args): the module is forgotten again afterwards, so the
+    collector takes its bytecode back (~100 KB heaps)."""
     import app.journal_recovery
 
-    return app.journal_recovery
-
-
-def _drop_recovery():
-    # Forget the module so the collector can take its bytecode back (~100 KB heaps).
-    sys.modules.pop("app.journal_recovery", None)
-    pkg = sys.modules.get("app")
-    if pkg is not None and "journal_recovery" in pkg.__dict__:
-        delattr(pkg, "journal_recovery")
+    try:
+        return getattr(app.journal_recovery, step)(*args)
+    finally:
+        sys.modules.pop("app.journal_recovery", None)
+        pkg = sys.modules.get("app")
+        if pkg is not None and "journal_recovery" in pkg.__dict__:
+            delattr(pkg, "journal_recovery")
 
 
 def _seg_name(first_seq):
@@ -70,7 +67,7 @@ class Journal:
         self.acked = 0
         self.last_seq = 0
         self._keep_from = 0
-        self._open()
+        _recovery("open_journal", self)
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -88,7 +85,7 @@ class Journal:
             raise ValueError("record too large")
         size = _HDR_SIZE + n
         if self._max_bytes and self._bytes + size > self._max_bytes:
-            raise JournalFull()
+            raise JournalFull(_ENOSPC, "journal full")
         hdr = self._hdr
         struct.pack_into(_HDR, hdr, 0, _MAGIC, n, seq, 0)
         crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
@@ -101,7 +98,7 @@ class Journal:
         except OSError as e:
             self._abandon_write()
             if e.errno == _ENOSPC:
-                raise JournalFull()  # noqa: B904 - MicroPython warns on exception chaining
+                raise JournalFull(_ENOSPC, "journal full")  # noqa: B904 - MicroPython warns on exception chaining
             raise
         self._tail_size += size
         self._bytes += size
@@ -197,16 +194,7 @@ class Journal:
         if f is not None:
             f.close()
 
-    # ---- opening and recovery (app/journal_recovery.py, loaded only for it) -------------
-
-    def _open(self):
-        _recovery().open_journal(self)
-        _drop_recovery()
-
-    def _truncate(self, first, size):
-        """Cut a segment to its first size bytes (a failed append left bytes after it)."""
-        _recovery().truncate(self, first, size)
-        _drop_recovery()
+    # ---- failed writes --------------------------------------------------------------------
 
     def _abandon_write(self):
         """A write or flush failed mid-frame: make sure nothing of it can read back as valid."""
@@ -240,7 +228,7 @@ class Journal:
                 except OSError:
                     end = 0
                 if end > self._tail_size:
-                    self._truncate(first, self._tail_size)
+                    _recovery("truncate", self, first, self._tail_size)
             self._dirty = False
         fits = self._tail_size == 0 or self._tail_size + size <= self._seg_bytes
         if self._f is not None:
@@ -276,16 +264,13 @@ class Journal:
                 self._tail_size = 0
                 self._dirty = False
             else:
-                self._bytes -= self._seg_size(0)
+                try:
+                    self._bytes -= os.stat(self._path(_seg_name(segs[0])))[6]
+                except OSError:
+                    pass
             self._remove_seg(0)
         if self._bytes < 0:
             self._bytes = 0
-
-    def _seg_size(self, i):
-        try:
-            return os.stat(self._path(_seg_name(self._segs[i])))[6]
-        except OSError:
-            return 0
 
     def _remove_seg(self, i):
         try:

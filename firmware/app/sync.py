@@ -15,7 +15,8 @@ from app import clock, store, wire
 # for the whole boot, and the client copies it into a packet buffer per window slot, reused
 # too: a backlog drains with no large block allocated in a heap fragmented by scanning.
 _BATCH_BYTES = const(2048)
-_WINDOW = const(2)
+# One batch in flight: each slot holds a packet buffer of a full batch for the whole boot.
+_WINDOW = const(1)
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)

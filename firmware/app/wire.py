@@ -27,8 +27,10 @@ def topic(device_id, kind):
 def text_ok(value):
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
         return False
-    for ch in value:
-        if ord(ch) < 32 or ord(ch) == 127:
+    # Bytes, not characters: MicroPython interns every one-character string it makes, and
+    # interned names are never freed. A non-ASCII character encodes to bytes >= 0x80.
+    for b in value.encode():
+        if b < 32 or b == 127:
             return False
     return True
 

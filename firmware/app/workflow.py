@@ -1,13 +1,12 @@
 # The handheld's state machine (docs/firmware.md): three workflows behind the mode key,
-# bagging -> pickup -> hub -> bagging. Bagging stays loaded (a bag may be open); pickup and
-# hub are imported when entered and unloaded when left, so only one mode's code is in RAM.
+# bagging -> pickup -> hub -> bagging. Each mode is imported when entered and unloaded when
+# left, so only one mode's code is in RAM; an open bag is rebuilt from the journal.
 # Every accepted action is appended to the journal before the OK beep.
 import gc
 import json
 import sys
 
 from app import clock, rules, store
-from app.bagging import Bagging
 from app.journal import JournalFull
 from app.parcels import FlashIndex, parcel_text, parse_parcel
 
@@ -55,8 +54,11 @@ class Handheld:
             settings.pop("bags", None)
             store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
         self.mode = _MODES[0]
-        self.bagging = Bagging(self)
-        self.current = self.bagging
+        # (bag number, parcels, size preset, measured sides) of bagging when it was left:
+        # the state shows the open bag in the other modes, and the size choice outlives them.
+        self.left_bag = (None, 0, 0, None)
+        self.current = None
+        self._enter()
 
     # --- configuration -----------------------------------------------------------------
 
@@ -92,8 +94,8 @@ class Handheld:
     def state(self):
         st = {
             "mode": self.mode,
-            "bag": self.bagging.bag,
-            "bag_count": self.bagging.n,
+            "bag": self.left_bag[0],
+            "bag_count": self.left_bag[1],
             "weight_g": self.weight_g,
             "journal_depth": self.journal.depth,
         }
@@ -145,11 +147,17 @@ class Handheld:
     def _next_mode(self):
         old = self.mode
         self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
-        self.current = self.bagging  # the old mode object is dropped before the new loads
-        if old != "bagging":
-            _unload(old)
-            _unload("signing")
+        cur = self.current
+        if old == "bagging":
+            self.left_bag = (cur.bag, cur.n, cur.size, cur.dims)
+        self.current = cur = None  # the old mode's objects go before its code is dropped
+        _unload(old)
+        _unload("signing")
         gc.collect()
+        self._enter()
+        self.current.home()
+
+    def _enter(self):
         if self.mode == "pickup":
             from app.pickup import Pickup
 
@@ -158,4 +166,7 @@ class Handheld:
             from app.hub import Hub
 
             self.current = Hub(self)
-        self.current.home()
+        else:
+            from app.bagging import Bagging
+
+            self.current = Bagging(self)  # the open bag comes back from the journal

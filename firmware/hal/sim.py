@@ -114,7 +114,7 @@ class Board:
         if not self.scale.calibrated:
             self.scale.set_calibration(_COUNTS_PER_GRAM, "sim-factory", _ZERO_COUNTS)
         self._key_level = {}
-        self._press_lock = asyncio.Lock()
+        self._pressing = None  # the task of the last key press
         pins = {}
         for name in _KEY_NAMES:
             self._key_level[name] = 1
@@ -199,7 +199,7 @@ class Board:
             except ValueError:
                 return {"screen": self.display.lines, "error": "weight takes whole grams"}
         elif verb == "key" and arg in _KEY_NAMES:
-            asyncio.create_task(self._press(arg))
+            self._pressing = asyncio.create_task(self._press(arg, self._pressing))
         elif verb == "state":
             state = self.state_provider() if self.state_provider else {}
             state["screen"] = self.display.lines
@@ -223,14 +223,16 @@ class Board:
             return {"screen": self.display.lines, "error": "unknown command: " + line[:40]}
         return None
 
-    async def _press(self, name):
-        # Presses queue up one after another, released as long as held: "key cancel" twice
-        # in a row is two presses, never one long one.
+    async def _press(self, name, before):
+        # Presses queue up one after another (each waits for the one before; an asyncio.Lock
+        # would cost its module's heap), released as long as held: "key cancel" twice in a
+        # row is two presses, never one long one.
         # A finger holds the key until the debounced state shows it, and releases it the
         # same way: on a loaded host a fixed hold can fall between the keys task's samples.
-        async with self._press_lock:
-            await self._hold(name, 0, True)
-            await self._hold(name, 1, False)
+        if before is not None:
+            await before
+        await self._hold(name, 0, True)
+        await self._hold(name, 1, False)
 
     async def _hold(self, name, level, pressed):
         self._key_level[name] = level
