@@ -21,14 +21,10 @@ def _now():
     return time.ticks_diff(time.ticks_ms(), 0)
 
 
-def set_tick_offset(ms):
-    global _tick_offset
-    _tick_offset = ms
-
-
 def start_ticks_at(value):
     """Make ticks() read value now (tests: start just before the 2^30 ms wrap)."""
-    set_tick_offset(value - _now())
+    global _tick_offset
+    _tick_offset = value - _now()
 
 
 def ticks():
@@ -46,10 +42,10 @@ def wall():
     return int(time.time()) + _EPOCH_SHIFT + _wall_correction
 
 
-def sync(server_epoch):
-    """Adopt the gateway's time; the clock counts as synced from now on."""
+def sync(epoch):
+    """Adopt the gateway's time (epoch seconds); the clock counts as synced from now on."""
     global _wall_correction, synced
-    _wall_correction = server_epoch - (int(time.time()) + _EPOCH_SHIFT)
+    _wall_correction = epoch - (int(time.time()) + _EPOCH_SHIFT)
     synced = True
 
 

@@ -46,13 +46,13 @@ def _recovery(step, *args):
             delattr(pkg, "journal_recovery")
 
 
-def _seg_name(first_seq):
-    return "%08d%s" % (first_seq, _SUFFIX)
+def _seg_name(seq):
+    return "%08d%s" % (seq, _SUFFIX)
 
 
 class Journal:
-    def __init__(self, directory, segment_bytes=16384, max_bytes=0):
-        self._dir = directory.rstrip("/") or "/"
+    def __init__(self, path, segment_bytes=16384, max_bytes=0):
+        self._dir = path.rstrip("/") or "/"
         self._seg_bytes = segment_bytes
         self._max_bytes = max_bytes  # 0: limited only by the flash
         self._hdr = bytearray(_HDR_SIZE)
@@ -105,29 +105,30 @@ class Journal:
         self.last_seq = seq
         return seq
 
-    def read(self, after_seq, max_bytes):
-        """The encoded records after after_seq: at least one, then up to max_bytes in all."""
+    def read(self, after, max_bytes):
+        """The encoded records after seq `after`: at least one, then up to max_bytes in all."""
         out = []
-        self._read(after_seq, max_bytes, out, None, 0)
+        self._read(after, max_bytes, out, None, 0)
         return out
 
-    def read_into(self, after_seq, buf, start):
-        """Copy the records after after_seq into buf from start on, joined by commas, as many
-        as fit; returns (end of the copied bytes, seq of the last record copied).
+    def read_into(self, after, buf, start):
+        """Copy the records after seq `after` into buf from start on, joined by commas, as
+        many as fit; returns (end of the copied bytes, seq of the last record copied).
 
         The sync drains the backlog through one buffer this way: records read one by one
         would be allocated between short-lived garbage and fragment a ~100 KB heap.
         """
-        return self._read(after_seq, len(buf) - start, None, buf, start)
+        return self._read(after, len(buf) - start, None, buf, start)
 
-    def _read(self, after_seq, max_bytes, out, buf, at):
-        # Records go to the list out, or into buf from at on; returns (at, last seq read).
+    def _read(self, after, max_bytes, out, buf, start):
+        # Records go to the list out, or into buf from start on; returns (end, last seq read).
+        at = start
         total = 0
-        last = after_seq
+        last = after
         segs = self._segs
         for i in range(len(segs)):
-            if i + 1 < len(segs) and segs[i + 1] - 1 <= after_seq:
-                continue  # every record in this segment is <= after_seq
+            if i + 1 < len(segs) and segs[i + 1] - 1 <= after:
+                continue  # every record in this segment is <= after
             f = self._open_seg(segs[i], "rb")
             try:
                 while True:
@@ -136,7 +137,7 @@ class Journal:
                         break  # end of the segment, or a corrupt frame (logged at open)
                     if seq > self.last_seq:
                         return at, last  # left by a failed append; not part of the journal
-                    if seq <= after_seq:
+                    if seq <= after:
                         f.seek(n, 1)
                         continue
                     comma = 1 if buf is not None and total else 0

@@ -21,23 +21,6 @@ _FIRMWARE_VERSION = const("0.2.0")
 _WEIGHT_STEP_G = const(5)
 
 
-def load_settings(storage):
-    raw = store.read_or(storage + "/config.json")
-    if raw is None:
-        raise OSError("no config.json in " + storage + ": provision the device first")
-    return json.loads(raw)
-
-
-def next_boot(storage):
-    path = storage + "/boot"
-    try:
-        boot = int(store.read_or(path, b"0")) + 1
-    except ValueError:  # unreadable counter: boot ids only label records, seqs identify them
-        boot = 1
-    store.write_atomic(path, str(boot).encode())
-    return boot
-
-
 async def scanner_task(board, handheld):
     while True:
         try:
@@ -78,17 +61,26 @@ async def start(board):
     ticks_start = getattr(board, "ticks_start", None)  # the simulated board's test hook
     if ticks_start is not None:
         clock.start_ticks_at(ticks_start)
-    settings = load_settings(board.storage)
-    boot = next_boot(board.storage)
+    storage = board.storage
+    raw = store.read_or(storage + "/config.json")
+    if raw is None:
+        raise OSError("no config.json in " + storage + ": provision the device first")
+    settings = json.loads(raw)
+    path = storage + "/boot"
+    try:
+        boot = int(store.read_or(path, b"0")) + 1
+    except ValueError:  # unreadable counter: boot ids only label records, seqs identify them
+        boot = 1
+    store.write_atomic(path, str(boot).encode())
     # Collections between the start-up steps keep the long-lived objects packed together,
     # so the heap does not fragment around the garbage of recovery (~100 KB heaps).
     gc.collect()
-    journal = Journal(board.storage + "/journal")
+    journal = Journal(storage + "/journal")
     gc.collect()
-    handheld = Handheld(Ui(board), journal, settings, boot, board.storage)
+    handheld = Handheld(Ui(board), journal, settings, boot, storage)
     gc.collect()
-    client = MQTTClient(Sync.client_config(settings, _FIRMWARE_VERSION))
-    sync = Sync(client, journal, settings, handheld, _FIRMWARE_VERSION, board)
+    client = MQTTClient(Sync.client_config(settings))
+    sync = Sync(client, journal, handheld, _FIRMWARE_VERSION, board)
     board.state_provider = lambda: dict(handheld.state(), connected=client.connected)
     await board.start()
     handheld.home()

@@ -23,13 +23,9 @@ _STATUS_EVERY_MS = const(60000)
 _IDLE_WAIT_MS = const(500)
 
 
-def _batch_message():
-    return len(wire.EVENTS_OPEN) + _BATCH_BYTES + len(wire.EVENTS_CLOSE)
-
-
 class Sync:
     @staticmethod
-    def client_config(settings, firmware_version):
+    def client_config(settings):
         mqtt = settings["mqtt"]
         device_id = settings["device_id"]
         return {
@@ -42,7 +38,11 @@ class Sync:
             "ca": mqtt.get("ca"),
             "window": _WINDOW,
             # A full batch's PUBLISH: fixed header (1 + 2), topic (2 + its bytes), packet id.
-            "slot_bytes": 7 + len(wire.topic(device_id, wire.EVENTS)) + _batch_message(),
+            "slot_bytes": 7
+            + len(wire.topic(device_id, wire.EVENTS))
+            + len(wire.EVENTS_OPEN)
+            + _BATCH_BYTES
+            + len(wire.EVENTS_CLOSE),
             "will": {
                 "topic": wire.topic(device_id, wire.STATUS),
                 "payload": b'{"v":1,"online":false}',
@@ -51,20 +51,19 @@ class Sync:
             },
         }
 
-    def __init__(self, client, journal, settings, handheld, firmware_version, board):
+    def __init__(self, client, journal, handheld, firmware_version, board):
         self.client = client
         self.journal = journal
-        self.settings = settings
         self.handheld = handheld
         self.firmware_version = firmware_version
         self.board = board
-        device_id = settings["device_id"]
+        device_id = handheld.settings["device_id"]
         self.events_topic = wire.topic(device_id, wire.EVENTS)
         self.status_topic = wire.topic(device_id, wire.STATUS)
         self.ack_topic = wire.topic(device_id, wire.ACK)
         self.config_topic = wire.topic(device_id, wire.CONFIG)
         self.sent = journal.acked  # highest seq published to the gateway
-        self._batch = bytearray(_batch_message())
+        self._batch = bytearray(len(wire.EVENTS_OPEN) + _BATCH_BYTES + len(wire.EVENTS_CLOSE))
         self._batch[: len(wire.EVENTS_OPEN)] = wire.EVENTS_OPEN
         self._progress_at = time.ticks_ms()
         self._wake = asyncio.Event()
@@ -90,21 +89,35 @@ class Sync:
     async def _step(self, status_at):
         """One round of the drain; returns when the status was last published."""
         now = time.ticks_ms()
+        j = self.journal
         if self.client.connected and (
             self._status_due or time.ticks_diff(now, status_at) > _STATUS_EVERY_MS
         ):
             self._status_due = False
             status_at = now
-            await self._publish_status()
-        if self.client.connected and self._has_work():
+            status = {
+                "v": wire.VERSION,
+                "online": True,
+                "fw": self.firmware_version,
+                "battery_mv": self.board.battery_mv(),
+                "backlog": j.depth,
+                "wall": clock.wall(),
+                # boot, ticks and synced let the gateway date this boot's unsynced records
+                "boot": self.handheld.boot,
+                "t": clock.ticks(),
+                "q": int(clock.synced),
+            }
+            await self.client.publish(self.status_topic, json.dumps(status).encode(), 1, True)
+        if (
+            self.client.connected
+            and self.sent < j.last_seq
+            and self.sent - j.acked < _AHEAD_RECORDS
+        ):
             await self._send_batch()
             return status_at
-        if (
-            self.sent > self.journal.acked
-            and time.ticks_diff(now, self._progress_at) > _ACK_TIMEOUT_MS
-        ):
+        if self.sent > j.acked and time.ticks_diff(now, self._progress_at) > _ACK_TIMEOUT_MS:
             # The gateway did not confirm in time (lost message, gateway restart): resend.
-            self.sent = self.journal.acked
+            self.sent = j.acked
             self._progress_at = now
             return status_at
         self._wake.clear()
@@ -114,40 +127,22 @@ class Sync:
             pass
         return status_at
 
-    def _has_work(self):
-        j = self.journal
-        return self.sent < j.last_seq and self.sent - j.acked < _AHEAD_RECORDS
-
     async def _send_batch(self):
-        if self.sent < self.journal.acked:
-            self.sent = self.journal.acked
+        j = self.journal
+        if self.sent < j.acked:
+            self.sent = j.acked
         buf = self._batch
         start = len(wire.EVENTS_OPEN)
         close = len(wire.EVENTS_CLOSE)
-        end, last = self.journal.read_into(self.sent, memoryview(buf)[: len(buf) - close], start)
+        end, last = j.read_into(self.sent, memoryview(buf)[: len(buf) - close], start)
         if end == start:
-            self.sent = self.journal.last_seq
+            self.sent = j.last_seq
             return
         buf[end : end + close] = wire.EVENTS_CLOSE
-        if self.sent == self.journal.acked:
+        if self.sent == j.acked:
             self._progress_at = time.ticks_ms()
         await self.client.publish(self.events_topic, memoryview(buf)[: end + close], 1)
         self.sent = last
-
-    async def _publish_status(self):
-        status = {
-            "v": wire.VERSION,
-            "online": True,
-            "fw": self.firmware_version,
-            "battery_mv": self.board.battery_mv(),
-            "backlog": self.journal.depth,
-            "wall": clock.wall(),
-            # boot, ticks and synced let the gateway date this boot's unsynced records
-            "boot": self.handheld.boot,
-            "t": clock.ticks(),
-            "q": int(clock.synced),
-        }
-        await self.client.publish(self.status_topic, json.dumps(status).encode(), 1, True)
 
     def _on_state(self, connected):
         if connected:
@@ -160,28 +155,24 @@ class Sync:
         except ValueError:
             print("sync: ignored a message that is not JSON on", topic)
             return
+        j = self.journal
         if topic == self.ack_topic:
-            self._on_ack(msg)
+            if wire.ack_error(msg):
+                return
+            seq = min(msg["s"], j.last_seq)
+            if seq > j.acked:
+                j.ack(seq)
+                self._progress_at = time.ticks_ms()
+                self._wake.set()
         elif topic == self.config_topic:
-            self._on_config(msg)
-
-    def _on_ack(self, msg):
-        if wire.ack_error(msg):
-            return
-        seq = min(msg["s"], self.journal.last_seq)
-        if seq > self.journal.acked:
-            self.journal.ack(seq)
-            self._progress_at = time.ticks_ms()
-            self._wake.set()
-
-    def _on_config(self, msg):
-        if not isinstance(msg, dict) or msg.get("v") != wire.VERSION:
-            return
-        server_time = msg.get("time")
-        if isinstance(server_time, int) and server_time > 0:
-            clock.sync(server_time)
-        if self.handheld.apply_config(msg):
-            # Kept on flash so the device works offline after a restart.
-            store.write_atomic(
-                self.board.storage + "/config.json", json.dumps(self.settings).encode()
-            )
+            if not isinstance(msg, dict) or msg.get("v") != wire.VERSION:
+                return
+            server_time = msg.get("time")
+            if isinstance(server_time, int) and server_time > 0:
+                clock.sync(server_time)
+            if self.handheld.apply_config(msg):
+                # Kept on flash so the device works offline after a restart.
+                store.write_atomic(
+                    self.board.storage + "/config.json",
+                    json.dumps(self.handheld.settings).encode(),
+                )

@@ -13,14 +13,6 @@ _FULL_SCALE = const(0x1000000)
 _POWER_DOWN_US = const(100)
 
 
-def _irq_off():
-    return 0
-
-
-def _irq_on(state):
-    pass
-
-
 class HX711:
     """Channel A, gain 128.
 
@@ -30,27 +22,28 @@ class HX711:
     """
 
     def __init__(self, dout, sck, disable_irq=None, enable_irq=None):
-        self._dout = dout
-        self._sck = sck
-        self._disable_irq = disable_irq or _irq_off
-        self._enable_irq = enable_irq or _irq_on
+        self.dout = dout
+        self.sck = sck
+        # Without interrupt control (the simulated board) the pulse train just runs.
+        self.disable_irq = disable_irq or (lambda: 0)
+        self.enable_irq = enable_irq or (lambda state: None)
         sck(0)
 
     def ready(self):
         # DOUT low means a conversion is waiting (datasheet: "data is ready for retrieval").
-        return not self._dout()
+        return not self.dout()
 
     def read_raw(self, timeout_ms=500):
         """One conversion as a signed 24-bit count; OSError if DOUT never goes low."""
-        dout = self._dout
+        dout = self.dout
         start = time.ticks_ms()
         while dout():
             if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
                 raise OSError("HX711 not ready: DOUT stayed high for %d ms" % timeout_ms)
             time.sleep_ms(1)
-        sck = self._sck
+        sck = self.sck
         value = 0
-        state = self._disable_irq()
+        state = self.disable_irq()
         try:
             for _ in range(_DATA_BITS):
                 sck(1)
@@ -61,16 +54,16 @@ class HX711:
                 sck(1)
                 sck(0)
         finally:
-            self._enable_irq(state)
+            self.enable_irq(state)
         if value & _SIGN_BIT:
             value -= _FULL_SCALE
         return value
 
     def power_down(self):
-        self._sck(0)
-        self._sck(1)
+        self.sck(0)
+        self.sck(1)
         time.sleep_us(_POWER_DOWN_US)
 
     def power_up(self):
         # The chip resets to channel A, gain 128; first data after the 400 ms settling time.
-        self._sck(0)
+        self.sck(0)

@@ -8,18 +8,16 @@ from array import array
 from micropython import const
 
 # Error codes the app shows (domain.md: errors are values the user sees).
-OVERLOAD = "SCALE_OVERLOAD"
-UNDERLOAD = "SCALE_UNDERLOAD"
-UNSTABLE = "SCALE_UNSTABLE"
-NOT_CALIBRATED = "SCALE_NOT_CALIBRATED"
+_OVERLOAD = const("SCALE_OVERLOAD")
+_UNDERLOAD = const("SCALE_UNDERLOAD")
+_UNSTABLE = const("SCALE_UNSTABLE")
+_NOT_CALIBRATED = const("SCALE_NOT_CALIBRATED")
 
 # Before calibration there is no counts-per-gram: judge stability in raw counts. A 100 kg
 # cell at 2 mV/V on a 3.3 V bridge gives about 28 counts/g at gain 128, so 500 is ~20 g.
 _UNCALIBRATED_TOLERANCE = const(500)
 _READY_POLL_MS = const(10)
 _READY_TIMEOUT_MS = const(500)
-# A calibration must move the reading by at least this many counts per gram.
-_MIN_COUNTS_PER_GRAM = 0.01
 
 
 class ScaleError(Exception):
@@ -48,13 +46,13 @@ class Scale:
         average_n=4,
         step_g=200,
     ):
-        self._source = source
-        self._ready = getattr(source, "ready", None)
+        self.source = source
+        self.ready = getattr(source, "ready", None)
         self.path = path
         self.capacity_g = capacity_g
         self.tolerance_g = tolerance_g
         self.stable_count = stable_count
-        self._step_g = step_g
+        self.step_g = step_g
         self._samples = array("i", [0] * median_n)
         self._ring = array("i", [0] * average_n)
         self._ring_len = 0
@@ -96,13 +94,13 @@ class Scale:
         self.save()
 
     def _use(self, factor, cal_id, offset):
-        if abs(factor) < _MIN_COUNTS_PER_GRAM:
+        if abs(factor) < 0.01:  # counts per gram: a calibration must move the reading
             raise ValueError("calibration factor too small: %r counts/g" % factor)
         self.factor = float(factor)
         self.cal_id = str(cal_id)
         self.offset = int(offset)
         self._tolerance = max(1, int(abs(self.tolerance_g * self.factor)))
-        self._step = max(1, int(abs(self._step_g * self.factor)))
+        self._step = max(1, int(abs(self.step_g * self.factor)))
 
     async def tare(self, timeout_ms=5000):
         """Zero the empty platform (kept in RAM; calibrate() stores it)."""
@@ -116,7 +114,7 @@ class Scale:
     # --- reading -------------------------------------------------------------------------
 
     async def _raw(self):
-        ready = self._ready
+        ready = self.ready
         if ready is None:
             await asyncio.sleep_ms(0)
         else:
@@ -124,7 +122,7 @@ class Scale:
             # HX711 converts at 10 or 80 SPS: wait here, not inside read_raw, so the loop runs.
             while not ready() and time.ticks_diff(time.ticks_ms(), start) < _READY_TIMEOUT_MS:
                 await asyncio.sleep_ms(_READY_POLL_MS)
-        return self._source.read_raw()
+        return self.source.read_raw()
 
     async def counts(self):
         """One filtered reading: median of N raw reads, then a moving average."""
@@ -166,7 +164,7 @@ class Scale:
         run = 1
         while run < self.stable_count:
             if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
-                raise ScaleError(UNSTABLE, "no stable reading in %d ms" % timeout_ms)
+                raise ScaleError(_UNSTABLE, "no stable reading in %d ms" % timeout_ms)
             c = await self.counts()
             if abs(c - ref) <= self._tolerance:
                 run += 1
@@ -178,11 +176,11 @@ class Scale:
     async def stable_grams(self, timeout_ms=5000):
         """The accepted weight in whole grams; ScaleError if unstable, over or under range."""
         if self.factor is None:
-            raise ScaleError(NOT_CALIBRATED, "scale not calibrated")
+            raise ScaleError(_NOT_CALIBRATED, "scale not calibrated")
         g = int(round((await self.stable_counts(timeout_ms) - self.offset) / self.factor))
         if g > self.capacity_g:
-            raise ScaleError(OVERLOAD, "%d g over capacity %d g" % (g, self.capacity_g))
+            raise ScaleError(_OVERLOAD, "%d g over capacity %d g" % (g, self.capacity_g))
         if g < -self.tolerance_g:
             # Reads below zero: the platform was tared with a load on it, or lifted.
-            raise ScaleError(UNDERLOAD, "%d g below zero" % g)
+            raise ScaleError(_UNDERLOAD, "%d g below zero" % g)
         return g

@@ -41,12 +41,8 @@ class MQTTClient:
     def __init__(self, config, on_message=None, on_state=None):
         # Checking the settings and encoding CONNECT run once: that code lives in
         # net/mqtt_setup.py, loaded for the call and dropped again (the heap is ~100 KB).
-        setup = _setup()
-        try:
-            cfg = setup.settings(config)
-            self._connect_pkt = setup.connect_packet(cfg)
-        finally:
-            _drop_setup()
+        cfg = _setup("settings", config)
+        self._connect_pkt = _setup("connect_packet", cfg)
         window = cfg["window"]
         self._cfg = cfg
         self._ssl = None
@@ -75,8 +71,7 @@ class MQTTClient:
         self._subs = []  # [topic bytes, qos, epoch sent on, pid awaiting SUBACK or 0]
         self._acks = []  # pids of incoming QoS 1 messages still to PUBACK
         self._ackbuf = bytearray(b"\x40\x02\x00\x00")
-        self._rbuf = bytearray(_RX_BUF)
-        self._rmv = memoryview(self._rbuf)
+        self._rmv = memoryview(bytearray(_RX_BUF))
         self._rx = self._rmv  # body of the packet just read
         self._rlen = 0
 
@@ -240,8 +235,7 @@ class MQTTClient:
         cfg = self._cfg
         if cfg["tls"]:
             if self._ssl is None:
-                self._ssl = _setup().tls_context(cfg["ca"])
-                _drop_setup()
+                self._ssl = _setup("tls_context", cfg["ca"])
             s, _ = await asyncio.open_connection(
                 cfg["host"], cfg["port"], ssl=self._ssl, server_hostname=cfg["host"]
             )
@@ -254,7 +248,7 @@ class MQTTClient:
             raise MQTTError("expected CONNACK")
         code = self._rx[1]
         if code:
-            raise MQTTError(_setup().refusal(code))
+            raise MQTTError(_setup("refusal", code))
 
     async def _online(self):
         self._epoch += 1
@@ -365,7 +359,17 @@ class MQTTClient:
             if sub[2] != epoch:
                 sub[2] = epoch
                 sub[3] = self._next_pid()
-                await self._write(s, _subscribe_packet(sub[3], sub[0], sub[1]))
+                # §3.8: packet id, then one topic filter and its QoS.
+                topic = sub[0]
+                n = 2 + 2 + len(topic) + 1
+                pkt = bytearray(1 + _varint_len(n) + n)
+                pkt[0] = _SUBSCRIBE
+                p = _put_varint(pkt, 1, n)
+                pkt[p] = sub[3] >> 8
+                pkt[p + 1] = sub[3] & 0xFF
+                p = _put_str(pkt, p + 2, topic)
+                pkt[p] = sub[1]
+                await self._write(s, pkt)
         while self._acks:
             pid = self._acks.pop(0)
             self._ackbuf[2] = pid >> 8
@@ -519,18 +523,18 @@ async def _fill(s, mv, n):
         got += k
 
 
-def _setup():
+def _setup(step, *args):
+    """net/mqtt_setup.<step>(*args): the module is forgotten again afterwards, so the
+    collector takes its bytecode back."""
     import net.mqtt_setup
 
-    return net.mqtt_setup
-
-
-def _drop_setup():
-    # Forget the module so the collector can take its bytecode back.
-    sys.modules.pop("net.mqtt_setup", None)
-    pkg = sys.modules.get("net")
-    if pkg is not None and "mqtt_setup" in pkg.__dict__:
-        delattr(pkg, "mqtt_setup")
+    try:
+        return getattr(net.mqtt_setup, step)(*args)
+    finally:
+        sys.modules.pop("net.mqtt_setup", None)
+        pkg = sys.modules.get("net")
+        if pkg is not None and "mqtt_setup" in pkg.__dict__:
+            delattr(pkg, "mqtt_setup")
 
 
 def _describe(e):
@@ -561,15 +565,3 @@ def _put_str(buf, p, b):
     buf[p + 1] = len(b) & 0xFF
     buf[p + 2 : p + 2 + len(b)] = b
     return p + 2 + len(b)
-
-
-def _subscribe_packet(pid, topic, qos):
-    n = 2 + 2 + len(topic) + 1
-    pkt = bytearray(1 + _varint_len(n) + n)
-    pkt[0] = _SUBSCRIBE
-    p = _put_varint(pkt, 1, n)
-    pkt[p] = pid >> 8
-    pkt[p + 1] = pid & 0xFF
-    p = _put_str(pkt, p + 2, topic)
-    pkt[p] = qos
-    return pkt

@@ -135,7 +135,8 @@ def mpy_header_error(data: bytes, arch: int = MPY_ARCH_XTENSAWIN) -> str | None:
 def _module_name(rel: Path) -> str:
     # The source name tracebacks show: the dotted module name, which the import has interned
     # already, where "app/bagging.py" would be one more name kept forever.
-    return ".".join(rel.with_suffix("").parts)
+    parts = rel.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _replace(dest: Path, data: bytes) -> None:
