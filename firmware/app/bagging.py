@@ -32,7 +32,26 @@ class Bagging:
         self._serial_path = hh.storage + "/next_serial"
         first = hh.settings["bag_range"][0]
         self.next_serial = int(store.read_or(self._serial_path, b"0")) or first
-        self._recover()
+        # Rebuild the open bag from the journal (after a restart, a power cut or another
+        # mode): the journal keeps every record of the open bag (keep_from) even once acked.
+        journal = hh.journal
+        for rec in self._records(0):
+            kind = rec["k"]
+            if kind == "bag_open":
+                self._reset(rec["bag"])
+                journal.keep_from = rec["s"]
+                serial = wire.bag_serial(self.bag)
+                if serial is not None and serial >= self.next_serial:
+                    self.next_serial = serial + 1
+            elif rec.get("bag") != self.bag or self.bag is None:
+                continue
+            elif kind == "parcel":
+                self._add(rec["trk"])
+            elif kind == "parcel_remove":
+                self._remove(rec["trk"])
+            elif kind == "bag_close":
+                self._reset(None)
+                journal.keep_from = 0
 
     # --- the open bag ------------------------------------------------------------------
 
@@ -84,39 +103,6 @@ class Bagging:
                 rec = json.loads(raw)
                 after = rec["s"]
                 yield rec
-
-    def _recover(self):
-        """Rebuild the open bag from the journal after a restart or a power cut.
-
-        The journal keeps every record of the open bag (keep_from) even once acknowledged.
-        """
-        journal = self.hh.journal
-        for rec in self._records(0):
-            kind = rec["k"]
-            if kind == "bag_open":
-                self._reset(rec["bag"])
-                journal.keep_from = rec["s"]
-                serial = wire.bag_serial(self.bag)
-                if serial is not None and serial >= self.next_serial:
-                    self.next_serial = serial + 1
-            elif rec.get("bag") != self.bag or self.bag is None:
-                continue
-            elif kind == "parcel":
-                self._add(rec["trk"])
-            elif kind == "parcel_remove":
-                self._remove(rec["trk"])
-            elif kind == "bag_close":
-                self._reset(None)
-                journal.keep_from = 0
-
-    def _last_parcel(self):
-        """Tracking number of the bag's last parcel, read back from the journal."""
-        want = struct.unpack_from(_FP, self.fps, 4 * (self.n - 1))[0]
-        found = None
-        for rec in self._records(self.hh.journal.keep_from - 1):
-            if rec["k"] == "parcel" and rec["bag"] == self.bag and fingerprint(rec["trk"]) == want:
-                found = rec["trk"]
-        return found
 
     # --- screen ----------------------------------------------------------------------------
 
@@ -171,7 +157,13 @@ class Bagging:
             if not self.n:
                 self._show("bag is empty", None)
                 return
-            trk = self._last_parcel()
+            # The last parcel's tracking number, read back from the journal.
+            want = struct.unpack_from(_FP, self.fps, 4 * (self.n - 1))[0]
+            trk = None
+            for rec in self._records(self.hh.journal.keep_from - 1):
+                if rec["k"] == "parcel" and rec["bag"] == self.bag:
+                    if fingerprint(rec["trk"]) == want:
+                        trk = rec["trk"]
             if trk is None or not self.hh.journal_ok("parcel_remove", bag=self.bag, trk=trk):
                 return
             self._remove(trk)

@@ -45,12 +45,6 @@ class Hub:
         else:
             self.home()
 
-    def allowance(self, expected):
-        s = self.hh.settings
-        grams = s.get("arrival_tolerance_g", 200)
-        pct = s.get("arrival_tolerance_pct", 2.0)
-        return max(grams, expected * pct / 100)
-
     def _receive(self):
         hh = self.hh
         w = hh.weight_g
@@ -62,7 +56,12 @@ class Hub:
             detail = "no bag weight"
         else:
             diff = w - self.expected
-            ok = 1 if abs(diff) <= self.allowance(self.expected) else 0
+            s = hh.settings
+            allowance = max(
+                s.get("arrival_tolerance_g", 200),
+                self.expected * s.get("arrival_tolerance_pct", 2.0) / 100,
+            )
+            ok = 1 if abs(diff) <= allowance else 0
             detail = "%+d g" % diff
         if not hh.journal_ok("arrive", bag=self.bag, g=w, ok=ok):
             return

@@ -66,14 +66,30 @@ class Pickup:
 
     def on_scan(self, code):
         if code.startswith("DRV:") or self.step == "badge":
-            self._badge(code)
+            want = code[4:] if code.startswith("DRV:") else None
+            for d in self.hh.settings.get("drivers") or ():
+                if d.get("id") == want or (want is None and d.get("badge") == code):
+                    self._sign_out()
+                    self.driver = d
+                    self.step = "pin"
+                    self.home()
+                    return
+            self.hh.ui.refuse("PICKUP", "UNKNOWN_DRIVER", code[:16])
         elif code.startswith("PIN:"):
             if self.step == "pin":
                 self._try_pin(code[4:], True)
             else:
                 self.hh.on_bad_barcode()
         elif self.step == "bags" and wire.text_ok(code) and not code.startswith("DIM:"):
-            self._scan_bag(code)
+            # A bag label: this scan's time is the bag's legal pickup time.
+            if code in self.bags:
+                self.hh.ui.refuse("PICKUP", "DUPLICATE", code)
+            elif len(self.bags) >= _MAX_BAGS:
+                self.hh.ui.refuse("PICKUP", "TOO_MANY_BAGS", code)
+            elif self.hh.journal_ok("pickup", bag=code, drv=self.driver["id"]):
+                self.bags.append(code)
+                self.last = code
+                self.home("ok", code)
         else:
             self.hh.on_bad_barcode()
 
@@ -100,17 +116,6 @@ class Pickup:
 
     # --- signing in ------------------------------------------------------------------------
 
-    def _badge(self, code):
-        want = code[4:] if code.startswith("DRV:") else None
-        for d in self.hh.settings.get("drivers") or ():
-            if d.get("id") == want or (want is None and d.get("badge") == code):
-                self._sign_out()
-                self.driver = d
-                self.step = "pin"
-                self.home()
-                return
-        self.hh.ui.refuse("PICKUP", "UNKNOWN_DRIVER", code[:16])
-
     def _pin_key(self, key):
         if key in ("up", "down"):
             self.digit = (self.digit + (1 if key == "up" else -1)) % 10
@@ -130,7 +135,12 @@ class Pickup:
         a scanned PIN: code is tried whole."""
         good = pin.isdigit() and _MIN_PIN <= len(pin) <= _MAX_PIN
         if good and signing.pin_ok(self.driver, pin):
-            self._sign_in(pin)
+            if not self.hh.journal_ok("signin", drv=self.driver["id"]):
+                return
+            self.key = signing.unwrap_key(self.driver, pin)
+            self.pin = ""
+            self.step = "bags"
+            self.home("ok", "signed in")
         elif whole or len(pin) >= _MAX_PIN:
             self.pin = ""
             self.digit = 0
@@ -140,29 +150,7 @@ class Pickup:
             self.digit = 0
             self.home()
 
-    def _sign_in(self, pin):
-        d = self.driver
-        if not self.hh.journal_ok("signin", drv=d["id"]):
-            return
-        self.key = signing.unwrap_key(d, pin)
-        self.pin = ""
-        self.step = "bags"
-        self.home("ok", "signed in")
-
     # --- bags ------------------------------------------------------------------------------
-
-    def _scan_bag(self, bag):
-        if bag in self.bags:
-            self.hh.ui.refuse("PICKUP", "DUPLICATE", bag)
-            return
-        if len(self.bags) >= _MAX_BAGS:
-            self.hh.ui.refuse("PICKUP", "TOO_MANY_BAGS", bag)
-            return
-        if not self.hh.journal_ok("pickup", bag=bag, drv=self.driver["id"]):
-            return
-        self.bags.append(bag)
-        self.last = bag
-        self.home("ok", bag)
 
     def _refuse_key(self, key):
         reasons = wire.REFUSE_REASONS
@@ -198,7 +186,7 @@ class Pickup:
         hid = "%s-%d" % (hh.settings["device_id"], serial)
         day = clock.local_date()
         d = self.driver
-        message = signing.handover_message(day, sid, sname, self.bags, d["id"], d["name"])
+        message = signing.handover_message(day, (sid, sname), self.bags, d)
         sig = signing.sign(self.key, message)
         n = len(self.bags)
         if not hh.journal_ok(

@@ -29,37 +29,35 @@ def unwrap_key(driver, pin):
     return bytes(wrapped[i] ^ pad[i] for i in range(len(pad)))
 
 
-def hmac_sha256(key, msg):
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(msg)
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    outer.update(inner.digest())
-    return outer.digest()
-
-
 def _escape(value):
     # Backslash first, then the two separators: no field can forge a boundary.
     return value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,")
 
 
-def handover_message(day, seller_id, seller_name, bags, driver_id, driver_name):
-    """receipts.handover_message: version|date|seller id|seller name|n|bags,sorted|driver."""
+def handover_message(date, seller, bags, driver):
+    """receipts.handover_message: version|date|seller id|seller name|n|bags,sorted|driver id|
+    driver name, for seller = (id, name) and driver = its config entry ("id", "name")."""
     ordered = sorted(bags)
     parts = (
         _MESSAGE_VERSION,
-        day,
-        _escape(seller_id),
-        _escape(seller_name),
+        date,
+        _escape(seller[0]),
+        _escape(seller[1]),
         str(len(ordered)),
         ",".join([_escape(b) for b in ordered]),
-        _escape(driver_id),
-        _escape(driver_name),
+        _escape(driver["id"]),
+        _escape(driver["name"]),
     )
     return "|".join(parts).encode()
 
 
 def sign(key, message):
-    return _hex(hmac_sha256(key, message))
+    """Hex HMAC-SHA256 of message under key (RFC 2104: two sha256 passes)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(_BLOCK - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(message)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return _hex(outer.digest())

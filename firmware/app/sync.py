@@ -11,9 +11,9 @@ from micropython import const
 from app import clock, store, wire
 
 # Journal payload per events message (wire.MAX_MESSAGE allows 16 KB): about 20 records, and
-# at least the largest record (journal _MAX_PAYLOAD). A batch is read into one buffer kept
-# for the whole boot, and the client copies it into a packet buffer per window slot, reused
-# too: a backlog drains with no large block allocated in a heap fragmented by scanning.
+# at least the largest record (journal _MAX_PAYLOAD). The journal reads a batch straight
+# into the MQTT client's packet buffer, kept for the whole boot: a backlog drains with no
+# large block allocated in a heap fragmented by scanning.
 _BATCH_BYTES = const(2048)
 # One batch in flight: each slot holds a packet buffer of a full batch for the whole boot.
 _WINDOW = const(1)
@@ -37,8 +37,8 @@ class Sync:
             "tls": bool(mqtt.get("tls")),
             "ca": mqtt.get("ca"),
             "window": _WINDOW,
-            # A full batch's PUBLISH: fixed header (1 + 2), topic (2 + its bytes), packet id.
-            "slot_bytes": 7
+            # A full batch's PUBLISH: fixed header (1 + up to 4), topic (2 + its bytes), id (2).
+            "slot_bytes": 9
             + len(wire.topic(device_id, wire.EVENTS))
             + len(wire.EVENTS_OPEN)
             + _BATCH_BYTES
@@ -63,8 +63,7 @@ class Sync:
         self.ack_topic = wire.topic(device_id, wire.ACK)
         self.config_topic = wire.topic(device_id, wire.CONFIG)
         self.sent = journal.acked  # highest seq published to the gateway
-        self._batch = bytearray(len(wire.EVENTS_OPEN) + _BATCH_BYTES + len(wire.EVENTS_CLOSE))
-        self._batch[: len(wire.EVENTS_OPEN)] = wire.EVENTS_OPEN
+        self._last = 0  # the last seq of the batch being published
         self._progress_at = time.ticks_ms()
         self._wake = asyncio.Event()
         self._status_due = True
@@ -131,18 +130,23 @@ class Sync:
         j = self.journal
         if self.sent < j.acked:
             self.sent = j.acked
-        buf = self._batch
-        start = len(wire.EVENTS_OPEN)
-        close = len(wire.EVENTS_CLOSE)
-        end, last = j.read_into(self.sent, memoryview(buf)[: len(buf) - close], start)
-        if end == start:
-            self.sent = j.last_seq
-            return
-        buf[end : end + close] = wire.EVENTS_CLOSE
         if self.sent == j.acked:
             self._progress_at = time.ticks_ms()
-        await self.client.publish(self.events_topic, memoryview(buf)[: end + close], 1)
-        self.sent = last
+        if await self.client.publish(self.events_topic, self._batch, 1):
+            self.sent = self._last
+        else:  # nothing readable after sent (a bad frame): nothing to wait for either
+            self.sent = j.last_seq
+
+    def _batch(self, buf):
+        """Write the events message of the records after sent into buf; its length."""
+        start = len(wire.EVENTS_OPEN)
+        close = len(wire.EVENTS_CLOSE)
+        buf[:start] = wire.EVENTS_OPEN
+        end, self._last = self.journal.read_into(self.sent, buf[: len(buf) - close], start)
+        if end == start:
+            return 0
+        buf[end : end + close] = wire.EVENTS_CLOSE
+        return end + close
 
     def _on_state(self, connected):
         if connected:

@@ -123,6 +123,9 @@ class MQTTClient:
         QoS 1: waits while the window is full, then returns its ticket (an int that grows
         by publish order, never reused); the message is kept and resent until PUBACKed,
         across reconnects. QoS 0: returns 0; dropped when not connected.
+        payload: bytes-like, or a function that writes the payload straight into the slot's
+        buffer (slot_bytes minus the header) it is given and returns its length; 0 there
+        publishes nothing and returns 0.
         """
         if qos != 0 and qos != 1:
             raise ValueError("MQTT qos must be 0 or 1")
@@ -144,12 +147,23 @@ class MQTTClient:
                 await self._freed.wait()
         if qos == 0 and not self.connected:
             return 0
-        n = 2 + len(t) + 2 * qos + len(payload)
-        size = 1 + _varint_len(n) + n
+        # The payload goes in after room for the longest header; the header is then written
+        # just before it, so a payload written in place is never copied.
+        at = 1 + _VARINT_MAX_BYTES + 2 + len(t) + 2 * qos
         buf = self._buf[i]
-        if buf is None or len(buf) < size:
-            buf = self._buf[i] = bytearray(size)
-        pkt = memoryview(buf)[:size]
+        if callable(payload):
+            if buf is None:
+                buf = self._buf[i] = bytearray(self._cfg["slot_bytes"])
+            size = payload(memoryview(buf)[at:])
+            if not size:
+                return 0
+        else:
+            size = len(payload)
+            if buf is None or len(buf) < at + size:
+                buf = self._buf[i] = bytearray(at + size)
+            buf[at : at + size] = payload
+        n = 2 + len(t) + 2 * qos + size
+        pkt = memoryview(buf)[at + size - n - 1 - _varint_len(n) : at + size]
         pkt[0] = _PUBLISH | (qos << 1) | (_RETAIN if retain else 0)
         p = _put_str(pkt, _put_varint(pkt, 1, n), t)
         pid = 0
@@ -157,8 +171,6 @@ class MQTTClient:
             pid = self._next_pid()
             pkt[p] = pid >> 8
             pkt[p + 1] = pid & 0xFF
-            p += 2
-        pkt[p:] = payload
         self._ticket += 1
         self._pkt[i] = pkt
         self._pid[i] = pid

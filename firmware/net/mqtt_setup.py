@@ -23,7 +23,8 @@ DEFAULTS = {
     "window": 8,  # QoS 1 messages in flight before publish() waits
     # Bytes of packet buffer each window slot gets at start (0: none until a publish needs
     # it). A slot keeps its buffer, so a device whose heap fragments while it runs reserves
-    # its largest packet while the heap is still in one piece.
+    # its largest packet while the heap is still in one piece. Payloads written in place
+    # (publish with a function) get this minus the header.
     "slot_bytes": 0,
     "backoff_min_ms": 500,
     "backoff_max_ms": 30000,
