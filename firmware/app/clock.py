@@ -16,25 +16,16 @@ _wall_correction = 0
 synced = False  # True once the gateway told us its time
 
 
-def _now():
-    # ticks_ms() as a plain int, modulo the port's period (2^30 on the ESP32, 2^62 on unix).
-    return time.ticks_diff(time.ticks_ms(), 0)
-
-
 def start_ticks_at(value):
     """Make ticks() read value now (tests: start just before the 2^30 ms wrap)."""
     global _tick_offset
-    _tick_offset = value - _now()
+    _tick_offset = value - time.ticks_diff(time.ticks_ms(), 0)
 
 
 def ticks():
-    """Milliseconds, wrapping at 2^30; compare two with ticks_diff()."""
-    return (_now() + _tick_offset) & _TICKS_MASK
-
-
-def ticks_diff(a, b):
-    """a - b for ticks() values less than 2^29 ms apart, across the wrap."""
-    return ((a - b + 0x20000000) & _TICKS_MASK) - 0x20000000
+    """Milliseconds, wrapping at 2^30 (the gateway compares them across the wrap)."""
+    # ticks_ms() as a plain int, modulo the port's period (2^30 on the ESP32, 2^62 on unix).
+    return (time.ticks_diff(time.ticks_ms(), 0) + _tick_offset) & _TICKS_MASK
 
 
 def wall():

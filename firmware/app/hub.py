@@ -37,15 +37,12 @@ class Hub:
             self.home()
 
     def on_key(self, key):
-        if key == "ok" and self.bag is not None:
-            self._receive()
-        elif key == "cancel":
+        if key == "cancel":
             self.bag = None
+        if key != "ok" or self.bag is None:
             self.home()
-        else:
-            self.home()
-
-    def _receive(self):
+            return
+        # ok with the bag on the scale: received, or received with an exception.
         hh = self.hh
         w = hh.weight_g
         if w is None or w <= 0:

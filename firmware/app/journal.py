@@ -23,9 +23,10 @@ _MAX_PAYLOAD = const(2048)
 _CHUNK = const(256)  # scratch for CRC checks and truncation: RAM does not grow with records
 _ENOSPC = const(28)  # the unix port's errno module has no ENOSPC
 _ENOENT = const(2)
-_SUFFIX = ".jnl"
-_ACKED = "acked"
-_KEEP = "keep"
+# File names; app/journal_recovery.py reads them back under the same names.
+_SUFFIX = const(".jnl")
+_ACKED = const("acked")
+_KEEP = const("keep")
 
 
 class JournalFull(OSError):
@@ -53,8 +54,8 @@ def _seg_name(seq):
 class Journal:
     def __init__(self, path, segment_bytes=16384, max_bytes=0):
         self._dir = path.rstrip("/") or "/"
-        self._seg_bytes = segment_bytes
-        self._max_bytes = max_bytes  # 0: limited only by the flash
+        self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes  # 0: limited only by the flash
         self._hdr = bytearray(_HDR_SIZE)
         self._hdr_crc_part = memoryview(self._hdr)[:_CRC_AT]
         self._scratch = bytearray(_CHUNK)
@@ -84,7 +85,7 @@ class Journal:
         if n > _MAX_PAYLOAD:
             raise ValueError("record too large")
         size = _HDR_SIZE + n
-        if self._max_bytes and self._bytes + size > self._max_bytes:
+        if self.max_bytes and self._bytes + size > self.max_bytes:
             raise JournalFull(_ENOSPC, "journal full")
         hdr = self._hdr
         struct.pack_into(_HDR, hdr, 0, _MAGIC, n, seq, 0)
@@ -231,7 +232,7 @@ class Journal:
                 if end > self._tail_size:
                     _recovery("truncate", self, first, self._tail_size)
             self._dirty = False
-        fits = self._tail_size == 0 or self._tail_size + size <= self._seg_bytes
+        fits = self._tail_size == 0 or self._tail_size + size <= self.segment_bytes
         if self._f is not None:
             if fits:
                 return self._f

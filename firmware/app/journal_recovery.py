@@ -8,9 +8,13 @@ import struct
 
 from micropython import const
 
-from app.journal import _ACKED, _KEEP, _SUFFIX, _seg_name
+from app.journal import _seg_name
 from app.store import read_or, remove_if_exists
 
+# The journal's file names (app/journal.py; its tests reopen what it wrote).
+_SUFFIX = const(".jnl")
+_ACKED = const("acked")
+_KEEP = const("keep")
 _ENOENT = const(2)
 
 
@@ -39,7 +43,7 @@ def open_journal(j):
         is_tail = i == len(segs) - 1
         if first <= last:
             # Only hand-edited files overlap; the earlier segment wins.
-            print("journal: segment", _seg_name(first), "overlaps seq", last, "- removed")
+            print("journal: segment %s overlaps seq %d - removed" % (_seg_name(first), last))
             j._remove_seg(i)
             continue
         good, frames, end = _verify(j, first)
@@ -47,10 +51,10 @@ def open_journal(j):
             if is_tail:
                 # A torn last frame (power cut mid-write) or a corrupt one: keep the valid
                 # prefix, and cut the file there so new frames follow valid data.
-                print("journal: dropping tail of", _seg_name(first), "from byte", good)
+                print("journal: dropping tail of %s from byte %d" % (_seg_name(first), good))
                 truncate(j, first, good)
             else:
-                print("journal: corrupt frame in", _seg_name(first), "at byte", good)
+                print("journal: corrupt frame in %s at byte %d" % (_seg_name(first), good))
         if not frames and not is_tail:
             j._remove_seg(i)
             continue

@@ -52,12 +52,10 @@ async def scale_task(board, handheld):
         await asyncio.sleep_ms(100)
 
 
-def _on_error(loop, context):
-    print("error:", context.get("message"), context.get("exception"))
-
-
 async def start(board):
-    asyncio.get_event_loop().set_exception_handler(_on_error)
+    asyncio.get_event_loop().set_exception_handler(
+        lambda loop, context: print("error:", context.get("message"), context.get("exception"))
+    )
     ticks_start = getattr(board, "ticks_start", None)  # the simulated board's test hook
     if ticks_start is not None:
         clock.start_ticks_at(ticks_start)

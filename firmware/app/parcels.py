@@ -6,10 +6,9 @@ import struct
 
 from micropython import const
 
-from app.store import read_or, remove_if_exists, write_atomic
+from app.store import read_or
 
-_BUCKETS = const(32)  # files per index: a lookup reads one of them (~1/32 of the entries)
-_DIGEST = const("digest")
+BUCKETS = const(32)  # files per index: a lookup reads one of them (~1/32 of the entries)
 _RECENT_SLOTS = const(2048)  # fingerprints of parcels in closed bags: about 6 full bags
 _CHUNK = const(256)  # bytes of the recent set read at a time (a multiple of 4)
 
@@ -20,9 +19,10 @@ def fingerprint(code):
 
 
 class FlashIndex:
-    """A read-mostly map text key -> text value, replaced whole by each config message.
+    """A read-mostly map text key -> text value, replaced whole by each config message
+    (app/config.py writes it).
 
-    Lines "key<TAB>value\\n" spread over _BUCKETS files by crc32(key); a lookup reads one
+    Lines "key<TAB>value\\n" spread over BUCKETS files by crc32(key); a lookup reads one
     small file. The gateway's config holds at most wire.MAX_MESSAGE bytes, so a bucket file
     stays well under a kilobyte; RAM holds only the bucket being searched.
     """
@@ -34,43 +34,9 @@ class FlashIndex:
         except OSError:
             pass  # exists
 
-    def _path(self, name):
-        return self.dir + "/" + name
-
-    def replace(self, items, encode):
-        """Write {key: value} (value turned into text by encode); False if nothing changed."""
-        digest = 0
-        for key in items:
-            digest = (digest + binascii.crc32(encode(items[key]).encode(), fingerprint(key))) & (
-                0xFFFFFFFF
-            )
-        mark = b"%d %d\n" % (len(items), digest)
-        if read_or(self._path(_DIGEST)) == mark:
-            return False
-        # The mark goes first and last: a power cut in between leaves no mark, so the next
-        # config rewrites everything; each bucket is old or new, never torn (store.py).
-        remove_if_exists(self._path(_DIGEST))
-        for b in range(_BUCKETS):
-            tmp = self._path("%d.tmp" % b)
-            f = open(tmp, "wb")
-            try:
-                for key in items:
-                    if "\t" in key or "\n" in key or fingerprint(key) % _BUCKETS != b:
-                        continue
-                    f.write(key.encode())
-                    f.write(b"\t")
-                    f.write(encode(items[key]).encode())
-                    f.write(b"\n")
-                f.flush()
-            finally:
-                f.close()
-            os.rename(tmp, self._path("%d" % b))
-        write_atomic(self._path(_DIGEST), mark)
-        return True
-
     def get(self, key):
         """The value text for key, or None."""
-        data = read_or(self._path("%d" % (fingerprint(key) % _BUCKETS)))
+        data = read_or(self.dir + "/%d" % (fingerprint(key) % BUCKETS))
         if not data:
             return None
         needle = key.encode() + b"\t"

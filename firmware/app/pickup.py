@@ -95,10 +95,34 @@ class Pickup:
 
     def on_key(self, key):
         step = self.step
-        if step == "pin":
-            self._pin_key(key)
-        elif step == "refuse":
-            self._refuse_key(key)
+        if step == "pin":  # up/down change the digit, ok enters it, cancel deletes one
+            if key in ("up", "down"):
+                self.digit = (self.digit + (1 if key == "up" else -1)) % 10
+            elif key == "ok":
+                self._try_pin(self.pin + str(self.digit), False)
+                return
+            elif key == "cancel":
+                if self.pin:
+                    self.pin = self.pin[:-1]
+                else:
+                    self._sign_out()
+            self.home()
+        elif step == "refuse":  # up/down choose the reason, ok refuses the bag scanned last
+            reasons = wire.REFUSE_REASONS
+            if key in ("up", "down"):
+                self.reason = (self.reason + (1 if key == "up" else -1)) % len(reasons)
+                self.home()
+                return
+            self.step = "bags"
+            if key != "ok":
+                self.home()
+                return
+            bag = self.last
+            why = reasons[self.reason]
+            if self.hh.journal_ok("pickup_refuse", bag=bag, drv=self.driver["id"], why=why):
+                self.bags.remove(bag)
+                self.last = None
+                self.home("warn", "refused " + why)
         elif step == "bags":
             if key == "ok":
                 self._handover()
@@ -115,20 +139,6 @@ class Pickup:
             self.home()
 
     # --- signing in ------------------------------------------------------------------------
-
-    def _pin_key(self, key):
-        if key in ("up", "down"):
-            self.digit = (self.digit + (1 if key == "up" else -1)) % 10
-            self.home()
-        elif key == "ok":
-            self._try_pin(self.pin + str(self.digit), False)
-        elif key == "cancel":
-            if self.pin:
-                self.pin = self.pin[:-1]
-                self.home()
-            else:
-                self._sign_out()
-                self.home()
 
     def _try_pin(self, pin, whole):
         """Keys enter one digit at a time and the PIN is tried from the 4th digit on;
@@ -149,26 +159,6 @@ class Pickup:
             self.pin = pin
             self.digit = 0
             self.home()
-
-    # --- bags ------------------------------------------------------------------------------
-
-    def _refuse_key(self, key):
-        reasons = wire.REFUSE_REASONS
-        if key in ("up", "down"):
-            self.reason = (self.reason + (1 if key == "up" else -1)) % len(reasons)
-            self.home()
-            return
-        self.step = "bags"
-        if key != "ok":
-            self.home()
-            return
-        bag = self.last
-        why = reasons[self.reason]
-        if not self.hh.journal_ok("pickup_refuse", bag=bag, drv=self.driver["id"], why=why):
-            return
-        self.bags.remove(bag)
-        self.last = None
-        self.home("warn", "refused " + why)
 
     def _handover(self):
         hh = self.hh

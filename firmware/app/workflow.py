@@ -8,28 +8,15 @@ import sys
 
 from app import clock, rules, store
 from app.journal import JournalFull
-from app.parcels import FlashIndex, parcel_text, parse_parcel
+from app.parcels import FlashIndex, parse_parcel
 
 from micropython import const
 
 _MODES = const(("bagging", "pickup", "hub"))
-# Config keys kept in settings (config.json); "parcels" and "bags" go to flash indexes.
-_SETTINGS = const(
-    (
-        "bag_range",
-        "stores",
-        "store_names",
-        "unknown_parcel",
-        "drivers",
-        "arrival_tolerance_g",
-        "arrival_tolerance_pct",
-        "baggable_hubs",
-    )
-)
 
 
 def _unload(name):
-    """Drop a mode's module so the garbage collector can take its code back."""
+    """Drop a module of app/ so the garbage collector can take its code back."""
     sys.modules.pop("app." + name, None)
     app = sys.modules.get("app")
     if app is not None and name in app.__dict__:
@@ -49,7 +36,7 @@ class Handheld:
         self.bags = FlashIndex(storage + "/bags")
         if "parcels" in settings or "bags" in settings:
             # A provisioning file may carry the config message's parcel cache: index it.
-            self._index(settings)
+            self.apply_config(settings)
             settings.pop("parcels", None)
             settings.pop("bags", None)
             store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
@@ -62,28 +49,17 @@ class Handheld:
 
     # --- configuration -----------------------------------------------------------------
 
-    def _index(self, msg):
-        parcels = msg.get("parcels")
-        if isinstance(parcels, dict):
-            good = {}
-            for trk in parcels:
-                facts = parcels[trk]
-                if isinstance(facts, list) and len(facts) == 4:
-                    good[trk] = facts
-            self.parcels.replace(good, parcel_text)
-        bags = msg.get("bags")
-        if isinstance(bags, dict):
-            self.bags.replace(bags, str)
-
     def apply_config(self, msg):
-        """Take a config message (docs/firmware.md); True if settings (config.json) changed."""
-        self._index(msg)
-        changed = False
-        for key in _SETTINGS:
-            if key in msg and msg[key] != self.settings.get(key):
-                self.settings[key] = msg[key]
-                changed = True
-        return changed
+        """Take a config message (docs/firmware.md); True if settings (config.json) changed.
+
+        app/config.py does it, loaded for the call only: config messages are rare.
+        """
+        from app.config import apply
+
+        try:
+            return apply(self, msg)
+        finally:
+            _unload("config")
 
     def parcel_facts(self, trk):
         """(status, hub, seller, big) from the cache, or None for a parcel it does not know."""

@@ -17,9 +17,9 @@ PATTERNS = {
 class Buzzer:
     """Give a machine.PWM (freq()/duty_u16()) or a callable tone(freq_hz), 0 meaning off."""
 
-    def __init__(self, pwm_or_callable):
-        self._out = pwm_or_callable
-        self._is_pwm = hasattr(pwm_or_callable, "duty_u16")
+    def __init__(self, out):
+        self._out = out
+        self._is_pwm = hasattr(out, "duty_u16")
         self.playing = None
         self.tone(0)
 

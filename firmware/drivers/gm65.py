@@ -28,11 +28,11 @@ class GM65:
     """
 
     def __init__(self, stream, write=None, max_len=64, debounce_ms=1000, clock=None):
-        self._stream = stream
-        self._write = write
+        self.stream = stream
+        self.write = write
         self.max_len = max_len
         self.debounce_ms = debounce_ms
-        self._clock = clock or time.ticks_ms
+        self.clock = clock or time.ticks_ms
         self._chunk = bytearray(_CHUNK)
         self._chunk_len = 0
         self._chunk_pos = 0
@@ -40,20 +40,17 @@ class GM65:
         self._last = bytearray(max_len)
         self._last_len = -1
         self._last_at = 0
-        self._trigger = None  # built on the first trigger()
 
     def _send(self, data):
-        if self._write is None:
+        if self.write is None:
             raise OSError("GM65: no write channel for command frames")
-        self._write(data)
+        self.write(data)
 
     def trigger(self):
         """Start one read (the module must be in command-triggered mode)."""
-        if self._trigger is None:
-            from drivers.gm65_frames import trigger_frame
+        from drivers.gm65_frames import trigger_frame
 
-            self._trigger = trigger_frame()
-        self._send(self._trigger)
+        self._send(trigger_frame())
 
     async def configure(self):
         """Output on the serial port, saved to the module's flash."""
@@ -65,7 +62,7 @@ class GM65:
 
     async def _byte(self):
         while self._chunk_pos >= self._chunk_len:
-            n = await self._stream.readinto(self._chunk)
+            n = await self.stream.readinto(self._chunk)
             if not n:
                 raise EOFError("GM65 stream closed")
             self._chunk_len = n
@@ -73,14 +70,6 @@ class GM65:
         b = self._chunk[self._chunk_pos]
         self._chunk_pos += 1
         return b
-
-    async def _skip_reply(self):
-        # 02 00 00 <len> <data> <crc> answers a command frame; it is not CR-terminated.
-        await self._byte()
-        await self._byte()
-        n = await self._byte()
-        for _ in range(n + 2):
-            await self._byte()
 
     async def _read_line(self):
         """Fill self._line; returns its length, -1 if too long, -2 if it held a bad byte."""
@@ -91,7 +80,12 @@ class GM65:
             if b == _CR or b == _LF:
                 return status if status else n
             if n == 0 and status == 0 and b == _REPLY_HEAD:
-                await self._skip_reply()
+                # 02 00 00 <len> <data> <crc hi> <crc lo> answers a command frame; it is not
+                # CR-terminated.
+                await self._byte()
+                await self._byte()
+                for _ in range(await self._byte() + 2):
+                    await self._byte()
                 continue
             if b < _FIRST_PRINTABLE or b > _LAST_PRINTABLE:
                 status = status or -2
@@ -100,16 +94,6 @@ class GM65:
             elif not status:
                 self._line[n] = b
                 n += 1
-
-    def _repeats_last(self, n, now):
-        if n != self._last_len or time.ticks_diff(now, self._last_at) >= self.debounce_ms:
-            return False
-        line = self._line
-        last = self._last
-        for i in range(n):
-            if line[i] != last[i]:
-                return False
-        return True
 
     async def read(self):
         """The next barcode as str; raises BadBarcode (code BAD_BARCODE) for a bad read."""
@@ -121,14 +105,16 @@ class GM65:
                 raise BadBarcode("barcode longer than %d characters" % self.max_len)
             if n == -2:
                 raise BadBarcode("barcode holds control or non-ASCII bytes")
-            now = self._clock()
-            if self._repeats_last(n, now):
-                self._last_at = now
-                continue
+            now = self.clock()
             line = self._line
             last = self._last
+            # The same code again within debounce_ms of its last sighting is a re-read.
+            same = n == self._last_len and time.ticks_diff(now, self._last_at) < self.debounce_ms
             for i in range(n):
+                if line[i] != last[i]:
+                    same = False
                 last[i] = line[i]
             self._last_len = n
             self._last_at = now
-            return self._line[:n].decode()
+            if not same:
+                return line[:n].decode()

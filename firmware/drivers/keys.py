@@ -14,7 +14,7 @@ class Keys:
     def __init__(self, pins, active_low=True, samples=3, period_ms=7):
         self.names = tuple(pins)
         self._pins = tuple(pins[n] for n in self.names)
-        self._active = 0 if active_low else 1
+        self.active_low = active_low
         self.samples = samples
         self.period_ms = period_ms
         self._down = bytearray(len(self.names))  # debounced state, 1 = pressed
@@ -31,7 +31,7 @@ class Keys:
         down = self._down
         count = self._count
         for i, pin in enumerate(self._pins):
-            level = 1 if pin() == self._active else 0
+            level = 1 if (pin() == 0) == self.active_low else 0
             if level == down[i]:
                 count[i] = 0
                 continue

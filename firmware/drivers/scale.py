@@ -106,39 +106,35 @@ class Scale:
         """Zero the empty platform (kept in RAM; calibrate() stores it)."""
         self.offset = await self.stable_counts(timeout_ms)
 
-    async def calibrate(self, known_g, cal_id, timeout_ms=5000):
-        """With the platform tared and known_g on it: store counts per gram under cal_id."""
+    async def calibrate(self, grams, cal_id, timeout_ms=5000):
+        """With the platform tared and grams on it: store counts per gram under cal_id."""
         counts = await self.stable_counts(timeout_ms)
-        self.set_calibration((counts - self.offset) / known_g, cal_id)
+        self.set_calibration((counts - self.offset) / grams, cal_id)
 
     # --- reading -------------------------------------------------------------------------
-
-    async def _raw(self):
-        ready = self.ready
-        if ready is None:
-            await asyncio.sleep_ms(0)
-        else:
-            start = time.ticks_ms()
-            # HX711 converts at 10 or 80 SPS: wait here, not inside read_raw, so the loop runs.
-            while not ready() and time.ticks_diff(time.ticks_ms(), start) < _READY_TIMEOUT_MS:
-                await asyncio.sleep_ms(_READY_POLL_MS)
-        return self.source.read_raw()
 
     async def counts(self):
         """One filtered reading: median of N raw reads, then a moving average."""
         s = self._samples
         n = len(s)
+        ready = self.ready
         for i in range(n):
-            v = await self._raw()
+            if ready is None:
+                await asyncio.sleep_ms(0)
+            else:
+                start = time.ticks_ms()
+                # HX711 converts at 10 or 80 SPS: wait here, not inside read_raw, so the
+                # loop runs.
+                while not ready() and time.ticks_diff(time.ticks_ms(), start) < _READY_TIMEOUT_MS:
+                    await asyncio.sleep_ms(_READY_POLL_MS)
+            v = self.source.read_raw()
             # Insertion sort in place: the buffer is preallocated, nothing is allocated.
             j = i
             while j > 0 and s[j - 1] > v:
                 s[j] = s[j - 1]
                 j -= 1
             s[j] = v
-        return self._average(s[n // 2])
-
-    def _average(self, v):
+        v = s[n // 2]
         ring = self._ring
         if self._ring_len and abs(v - self._ring_sum // self._ring_len) <= self._step:
             if self._ring_len < len(ring):

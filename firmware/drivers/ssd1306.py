@@ -40,8 +40,7 @@ class SSD1306(framebuf.FrameBuffer):
         self.width = width
         self.height = height
         self.external_vcc = external_vcc
-        self.pages = height // 8
-        self.buffer = bytearray(self.pages * width)
+        self.buffer = bytearray(height // 8 * width)
         self._cmd = bytearray(2)
         self._data = [b"\x40", self.buffer]
         super().__init__(self.buffer, width, height, framebuf.MONO_VLSB)
@@ -93,7 +92,7 @@ class SSD1306(framebuf.FrameBuffer):
         self.write_cmd(self.width - 1)
         self.write_cmd(_SET_PAGE_ADDR)
         self.write_cmd(0)
-        self.write_cmd(self.pages - 1)
+        self.write_cmd(self.height // 8 - 1)
         self.i2c.writevto(self.addr, self._data)
 
 

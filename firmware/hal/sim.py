@@ -97,7 +97,6 @@ class _Feed:
 class Board:
     def __init__(self):
         self.storage = os.getenv("BAGSCAN_STATE_DIR") or "state"
-        self.control_port = int(os.getenv("BAGSCAN_CONTROL_PORT") or "0")
         # clock.ticks() starts here, e.g. just before the 2^30 ms wrap (docs/simulator.md).
         start = os.getenv("BAGSCAN_TICKS_START")
         self.ticks_start = int(start) if start else None
@@ -118,15 +117,12 @@ class Board:
         pins = {}
         for name in _KEY_NAMES:
             self._key_level[name] = 1
-            pins[name] = self._key_reader(name)
+            pins[name] = lambda name=name: self._key_level[name]
         self.keys = Keys(pins)
         self.panel = SSD1306(_NullI2C())
         self.display = Display(self.panel)
         self._buzzer = Buzzer(lambda freq: None)
         self._beep_task = None
-
-    def _key_reader(self, name):
-        return lambda: self._key_level[name]
 
     # --- outputs, as on the ESP32 board ------------------------------------------------
 
@@ -137,7 +133,7 @@ class Board:
 
     def set_led(self, mode):
         if mode not in _LED_MODES:
-            raise ValueError("LED mode " + mode)
+            raise ValueError("LED mode %s" % mode)
         if mode != self.led_mode:
             self.led_mode = mode
             self._send({"screen": self.display.lines, "led": mode})
@@ -160,9 +156,10 @@ class Board:
     # --- the control channel ---------------------------------------------------------------
 
     async def start(self):
-        if self.control_port:
-            await asyncio.start_server(self._serve, "127.0.0.1", self.control_port)
-            print("control channel on 127.0.0.1:%d" % self.control_port)
+        port = int(os.getenv("BAGSCAN_CONTROL_PORT") or "0")
+        if port:
+            await asyncio.start_server(self._serve, "127.0.0.1", port)
+            print("control channel on 127.0.0.1:%d" % port)
 
     def _send(self, obj):
         if not self._clients:

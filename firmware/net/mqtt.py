@@ -275,7 +275,11 @@ class MQTTClient:
         self._kick.set()
         self.connected = True
         self.last_error = None
-        self._notify(True)
+        if self.on_state is not None:
+            try:
+                self.on_state(True)
+            except Exception as e:
+                sys.print_exception(e)
         why = "stopped"
         try:
             why = await self._supervise(epoch)
@@ -294,7 +298,11 @@ class MQTTClient:
             for sub in self._subs:
                 sub[3] = 0
             self._freed.set()
-            self._notify(False)
+            if self.on_state is not None:
+                try:
+                    self.on_state(False)
+                except Exception as e:
+                    sys.print_exception(e)
 
     async def _supervise(self, epoch):
         keepalive_ms = self._cfg["keepalive"] * 1000
@@ -337,13 +345,6 @@ class MQTTClient:
                 await s.wait_closed()  # pyright: ignore[reportAttributeAccessIssue]
             except Exception:
                 pass
-
-    def _notify(self, connected):
-        if self.on_state is not None:
-            try:
-                self.on_state(connected)
-            except Exception as e:
-                sys.print_exception(e)
 
     # ---- sending (only the sender task writes once a link is up) ---------------
 

@@ -74,34 +74,31 @@ def refusal(code):
     return "refused: code %d" % code
 
 
-def tls_context(ca_path):
-    """A client context: verifying the broker against the CA file, or (None) not at all."""
+def tls_context(ca):
+    """A client context: verifying the broker against the CA file at path ca, or (None) not
+    at all."""
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if ca_path:
-        with open(ca_path, "rb") as f:
+    if ca:
+        with open(ca, "rb") as f:
             ca = f.read()
         if ca.startswith(b"-----BEGIN"):
-            ca = _pem_to_der(ca)  # MicroPython's mbedTLS binding takes DER only
+            # MicroPython's mbedTLS binding takes DER only: the first certificate is the
+            # base64 between the BEGIN and END lines (RFC 7468).
+            import binascii
+
+            body = []
+            for line in ca.split(b"\n")[1:]:
+                if line.startswith(b"-----END"):
+                    break
+                body.append(line.strip())
+            ca = binascii.a2b_base64(b"".join(body))
         ctx.load_verify_locations(cadata=ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
     else:
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
-
-
-def _pem_to_der(pem):
-    # The first certificate: base64 between the BEGIN and END lines (RFC 7468).
-    import binascii
-
-    lines = pem.split(b"\n")
-    body = []
-    for line in lines[1:]:
-        if line.startswith(b"-----END"):
-            break
-        body.append(line.strip())
-    return binascii.a2b_base64(b"".join(body))
 
 
 def _as_bytes(v):
