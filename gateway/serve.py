@@ -16,7 +16,7 @@ import threading
 
 from werkzeug.serving import make_server
 
-from gateway import acl, create_app, db, devices
+from gateway import acl, create_app, db, devices, logs
 from gateway.broker import EmbeddedBroker
 from gateway.ingest import Ingest
 
@@ -24,12 +24,7 @@ log = logging.getLogger("bagscan")
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("BAGSCAN_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logs.setup()
     app = create_app()
     db.upgrade(app.config["DATABASE_URL"])
 

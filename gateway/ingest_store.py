@@ -1,0 +1,226 @@
+"""The ingest's store process: validate device messages, store them in batches, commit, apply.
+
+gateway/ingest.py holds the MQTT connection and sends this process batches of (topic,
+payload) over a pipe; here every message is validated, the valid records of all waiting
+batches are stored in one transaction, and each batch is answered with the acknowledgements
+per device only after the commit. The MQTT side sends nothing for a batch before its answer,
+so a crash here before the commit makes the broker and the device send it again. Garbage is
+logged and counted, never stored and never fatal. Stored records are applied to the bag
+registry in each device's order (gateway/ledger.py): in the same transaction for a small
+batch, right behind the acknowledgements while a backlog drains.
+
+A process of its own, so that storing does not share one interpreter lock with paho's network
+thread: with both in one process the gateway reached about 0.6 of the rate a bare paho
+subscriber gets from the same broker (docs/benchmarks.md, "Sync").
+"""
+
+import json
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from firmware.app import wire, wire_schema
+from gateway import create_app, db, devices, logs
+from gateway.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
+# Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
+# still more than storing it; the acknowledgement must not wait for it under load, so
+# applying gets time slices.
+INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack (a small batch fits)
+APPLY_BUSY = 0.010  # seconds of applying between batches while messages keep coming
+APPLY_IDLE = 0.020  # seconds per applying transaction when no batch waits (then look again)
+RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
+STATS_EVERY = 60.0  # seconds between counter log lines
+_POISON = object()
+
+# One message as the MQTT side sends it: the topic (None if it is not UTF-8) and the payload.
+Message = tuple[str | None, bytes]
+
+
+class Orphaned(Exception):
+    """The MQTT side is gone: nothing will be acknowledged, so stop storing."""
+
+
+def main(batches: Connection, answers: Connection) -> None:
+    """The process's entry point (gateway/ingest.py starts it)."""
+    logs.setup()
+    # Ctrl-C reaches the whole process group; the MQTT side stops us in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Store(create_app(), os.getppid()).serve(batches, answers)
+
+
+class Store:
+    def __init__(self, app: Flask, parent_pid: int):
+        self.app = app
+        self.parent_pid = parent_pid
+        self.stats: Counter[str] = Counter()
+        self.ledger = Ledger()
+        self._lagging: set[str] = set()
+
+    def serve(self, batches: Connection, answers: Connection) -> None:
+        """Answer batches (batch id, messages) with (batch ids, acks per device) until told
+        to stop (None) or the MQTT side is gone."""
+        self._find_lagging()
+        logged_at = time.monotonic()
+        try:
+            while True:
+                if not batches.poll(0.2 if not self._lagging else 0):
+                    if self._lagging:
+                        self._apply(APPLY_IDLE)
+                    self._check_parent()
+                    continue
+                ids, messages, last = self._take(batches)
+                if ids:
+                    answers.send((ids, self.process(messages)))
+                if last:
+                    return
+                if self._lagging:
+                    self._apply(APPLY_BUSY)
+                if time.monotonic() - logged_at > STATS_EVERY:
+                    logged_at = time.monotonic()
+                    log.info("ingest counters: %s", dict(self.stats))
+        except (EOFError, BrokenPipeError, Orphaned):
+            log.info("ingest process gone; store process stops")
+
+    def _take(self, batches: Connection) -> tuple[list[int], list[Message], bool]:
+        """Every batch waiting in the pipe, up to BATCH_MAX messages: under load one
+        transaction stores many small batches. The last item tells whether to stop."""
+        ids: list[int] = []
+        messages: list[Message] = []
+        while True:
+            item = batches.recv()
+            if item is None:
+                return ids, messages, True
+            ids.append(item[0])
+            messages.extend(item[1])
+            if len(messages) >= BATCH_MAX or not batches.poll(0):
+                return ids, messages, False
+
+    def process(self, messages: list[Message]) -> dict[str, int]:
+        """Store the valid messages; the acknowledgement per device, after the commit."""
+        decoded = [(msg, self._decode(msg)) for msg in messages]
+        acks = self._commit([d for _, d in decoded if d is not None])
+        if acks is _POISON:
+            # Valid by the wire rules, yet the database refuses the batch for a reason other
+            # than being away: store message by message and reject the one that fails.
+            acks = {}
+            for msg, parsed in decoded:
+                if parsed is None:
+                    continue
+                one = self._commit([parsed])
+                if one is _POISON:
+                    self._reject(msg, "valid but not storable (see the traceback above)")
+                else:
+                    acks.update(one)
+        self.stats["messages"] += len(messages)
+        return {device_id: seq for device_id, seq in acks.items() if seq}
+
+    def _decode(self, msg: Message) -> tuple[str, str, dict] | None:
+        """The device, kind and body of a valid message; None (logged, counted) otherwise.
+
+        The topic names the device; the broker's ACL (gateway/acl.py) lets only that
+        device's login publish there, so the topic is the authenticated device.
+        """
+        topic, payload = msg
+        if topic is None:
+            return self._reject(msg, "topic is not UTF-8")
+        parsed = wire_schema.parse_topic(topic)
+        if parsed is None or parsed[1] not in (wire.EVENTS, wire.STATUS):
+            return self._reject(msg, "topic is not a device's events or status")
+        if len(payload) > wire.MAX_MESSAGE:
+            return self._reject(msg, f"payload over {wire.MAX_MESSAGE} bytes")
+        try:
+            # Decode first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+            body = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return self._reject(msg, "payload is not UTF-8 JSON")
+        try:
+            if parsed[1] == wire.EVENTS:
+                err = wire_schema.events_error(body)
+            else:
+                err = devices.status_error(body)
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not stop the worker
+            err = f"validator failed: {type(exc).__name__}"
+        if err:
+            return self._reject(msg, err)
+        return parsed[0], parsed[1], body
+
+    def _reject(self, msg: Message, why: str) -> None:
+        self.stats["rejected"] += 1
+        n = self.stats["rejected"]
+        # Garbage may come by the thousand: log the first ones, then every thousandth.
+        if n <= 20 or n % 1000 == 0:
+            topic = (msg[0] or "?")[:80]
+            log.warning("rejected message #%d on %r: %s", n, topic, why)
+        return None
+
+    def _commit(self, messages: list[tuple[str, str, dict]]) -> dict[str, int] | object:
+        """Store decoded messages in one transaction, retrying while the database is away.
+
+        Returns the acks per device, or _POISON when the batch failed for another reason
+        (a bug, or a value the database cannot take).
+        """
+        records: dict[str, list[dict]] = {}
+        statuses: dict[str, dict] = {}
+        for device_id, kind, body in messages:
+            if kind == wire.EVENTS:
+                records.setdefault(device_id, []).extend(body["r"])
+            else:
+                statuses[device_id] = body
+        count = sum(len(r) for r in records.values())
+        while True:
+            now = datetime.now(UTC)
+            try:
+                with db.transaction(self.app) as session:
+                    acks = self.ledger.store(session, records, statuses, now)
+                    behind = set(records) | self._lagging
+                    if not self._lagging:
+                        self.ledger.apply(session, behind, until=time.monotonic() + INLINE_APPLY)
+                        behind = self._still_behind(session, behind)
+                self._lagging |= behind
+                self.stats["records"] += count
+                return acks
+            except OperationalError:
+                self.ledger.forget()
+                log.exception("database unavailable; retrying")
+                time.sleep(RETRY_WAIT)
+                self._check_parent()
+            except Exception:  # noqa: BLE001 - isolate the message, never stop the worker
+                self.ledger.forget()
+                log.exception("batch of %d messages not storable", len(messages))
+                return _POISON
+
+    def _apply(self, seconds: float) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                self.ledger.apply(session, self._lagging, until=time.monotonic() + seconds)
+                self._lagging = self._still_behind(session, self._lagging)
+        except Exception:  # noqa: BLE001 - retried on the next round
+            log.exception("applying records failed; retrying")
+            time.sleep(RETRY_WAIT)
+
+    def _still_behind(self, session, device_ids: set[str]) -> set[str]:
+        return set(self.ledger.lagging(session, device_ids)) if device_ids else set()
+
+    def _find_lagging(self) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                self._lagging = set(self.ledger.lagging(session))
+        except Exception:  # noqa: BLE001
+            log.exception("could not look for unapplied records")
+
+    def _check_parent(self) -> None:
+        """A SIGKILLed MQTT side leaves us orphaned (re-parented): stop rather than retry
+        or apply forever. The next instance's store process takes over."""
+        if os.getppid() != self.parent_pid:
+            raise Orphaned
