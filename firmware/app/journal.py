@@ -97,7 +97,23 @@ class Journal:
             f.write(payload)
             f.flush()  # LittleFS commits here; a power cut before it leaves the old file
         except OSError as e:
-            self._abandon_write()
+            # The frame is partial: make sure nothing of it can read back as valid. Zero its
+            # magic (on LittleFS a failed write marks the file errored, so its uncommitted
+            # data never reaches the flash anyway), and cut the tail back before the next.
+            self._dirty = True
+            f = self._f
+            self._f = None
+            if f is not None:
+                try:
+                    f.seek(self._tail_size)
+                    f.write(b"\0\0")
+                    f.flush()
+                except OSError:
+                    pass
+                try:
+                    f.close()
+                except OSError:
+                    pass
             if e.errno == _ENOSPC:
                 raise JournalFull(_ENOSPC, "journal full")  # noqa: B904 - MicroPython warns on exception chaining
             raise
@@ -152,7 +168,8 @@ class Journal:
                             buf[at] = 44  # ","
                         payload = memoryview(buf)[at + comma : at + comma + n]
                         got = f.readinto(payload)
-                    if got != n or not self._crc_ok(payload):
+                    crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
+                    if got != n or crc != struct.unpack_from("<I", self._hdr, _CRC_AT)[0]:
                         print("journal: bad frame, seq", seq, "in", _seg_name(segs[i]))
                         break
                     if buf is None:
@@ -195,28 +212,6 @@ class Journal:
         self._f = None
         if f is not None:
             f.close()
-
-    # ---- failed writes --------------------------------------------------------------------
-
-    def _abandon_write(self):
-        """A write or flush failed mid-frame: make sure nothing of it can read back as valid."""
-        self._dirty = True
-        f = self._f
-        self._f = None
-        if f is None:
-            return
-        try:
-            # Zero the magic of the partial frame. (On LittleFS a failed write marks the file
-            # errored, so its uncommitted data never reaches the flash anyway.)
-            f.seek(self._tail_size)
-            f.write(b"\0\0")
-            f.flush()
-        except OSError:
-            pass
-        try:
-            f.close()
-        except OSError:
-            pass
 
     # ---- segments -----------------------------------------------------------------------
 
@@ -292,10 +287,6 @@ class Journal:
         if magic != _MAGIC or n > _MAX_PAYLOAD:
             return -1, 0
         return seq, n
-
-    def _crc_ok(self, payload):
-        crc = binascii.crc32(payload, binascii.crc32(self._hdr_crc_part))
-        return crc == struct.unpack_from("<I", self._hdr, _CRC_AT)[0]
 
     def _open_seg(self, first, mode):
         return open(self._path(_seg_name(first)), mode)

@@ -40,10 +40,6 @@ class _SimHX711Chip:
         self._word = 0
         self._ready_at = time.ticks_ms()
 
-    def counts(self):
-        noise = random.getrandbits(5) % (2 * _NOISE_COUNTS + 1) - _NOISE_COUNTS
-        return _ZERO_COUNTS + self.grams * _COUNTS_PER_GRAM + noise
-
     def dout(self):
         if self._pulses < 0:
             return 0 if time.ticks_diff(time.ticks_ms(), self._ready_at) >= 0 else 1
@@ -54,7 +50,10 @@ class _SimHX711Chip:
     def sck(self, level):
         if level and not self._level:
             if self._pulses < 0:
-                self._word = self.counts() & 0xFFFFFF
+                # A new conversion: the load in counts, with the noise of a real cell.
+                noise = random.getrandbits(5) % (2 * _NOISE_COUNTS + 1) - _NOISE_COUNTS
+                counts = _ZERO_COUNTS + self.grams * _COUNTS_PER_GRAM + noise
+                self._word = counts & 0xFFFFFF
                 self._pulses = 0
             self._pulses += 1
             if self._pulses == 25:

@@ -443,7 +443,56 @@ class MQTTClient:
     async def _read_loop(self, s):
         try:
             while True:
-                await self._handle(await self._read_packet(s))
+                first = await self._read_packet(s)
+                kind = first & 0xF0
+                d = self._rx
+                n = self._rlen
+                if kind == _PUBACK:
+                    if n != 2:
+                        raise MQTTError("malformed PUBACK")
+                    pid = d[0] << 8 | d[1]
+                    for i in range(len(self._pkt)):
+                        if pid and self._pid[i] == pid and self._pkt[i] is not None:
+                            self._pkt[i] = None
+                            self._freed.set()
+                            break
+                elif kind == _PUBLISH:
+                    qos = (first >> 1) & 3
+                    if qos > 1:
+                        raise MQTTError("QoS 2 PUBLISH not supported")
+                    end = 2 + (d[0] << 8 | d[1])
+                    if end + 2 * qos > n:
+                        raise MQTTError("malformed PUBLISH")
+                    topic = str(d[2:end], "utf-8")
+                    pid = 0
+                    if qos:
+                        pid = d[end] << 8 | d[end + 1]
+                        end += 2
+                    payload = bytes(d[end:n])
+                    if self.on_message is not None:
+                        try:
+                            self.on_message(topic, payload, bool(first & _RETAIN))
+                        except Exception as e:
+                            sys.print_exception(e)
+                    if qos:
+                        # PUBACK after the callback: at least once, as the broker intends.
+                        while len(self._acks) >= _MAX_OWED_ACKS:
+                            await asyncio.sleep_ms(10)
+                        self._acks.append(pid)
+                        self._kick.set()
+                elif kind == _PINGRESP:
+                    pass
+                elif kind == _SUBACK:
+                    if n < 3:
+                        raise MQTTError("malformed SUBACK")
+                    pid = d[0] << 8 | d[1]
+                    for sub in self._subs:
+                        if sub[3] == pid:
+                            sub[3] = 0
+                            if d[2] == 0x80:  # §3.9.3: failure
+                                self.last_error = "subscribe refused: %s" % sub[0].decode()
+                else:
+                    raise MQTTError("unexpected packet type 0x%02x" % first)
         except Exception as e:
             self._why = self._why or _describe(e)  # the first cause is the real one
 
@@ -472,57 +521,6 @@ class MQTTClient:
         self._rlen = n
         self._last_rx = time.ticks_ms()
         return first
-
-    async def _handle(self, first):
-        kind = first & 0xF0
-        d = self._rx
-        n = self._rlen
-        if kind == _PUBACK:
-            if n != 2:
-                raise MQTTError("malformed PUBACK")
-            pid = d[0] << 8 | d[1]
-            for i in range(len(self._pkt)):
-                if pid and self._pid[i] == pid and self._pkt[i] is not None:
-                    self._pkt[i] = None
-                    self._freed.set()
-                    break
-        elif kind == _PUBLISH:
-            qos = (first >> 1) & 3
-            if qos > 1:
-                raise MQTTError("QoS 2 PUBLISH not supported")
-            end = 2 + (d[0] << 8 | d[1])
-            if end + 2 * qos > n:
-                raise MQTTError("malformed PUBLISH")
-            topic = str(d[2:end], "utf-8")
-            pid = 0
-            if qos:
-                pid = d[end] << 8 | d[end + 1]
-                end += 2
-            payload = bytes(d[end:n])
-            if self.on_message is not None:
-                try:
-                    self.on_message(topic, payload, bool(first & _RETAIN))
-                except Exception as e:
-                    sys.print_exception(e)
-            if qos:
-                # PUBACK after the callback: at least once, as the broker intends.
-                while len(self._acks) >= _MAX_OWED_ACKS:
-                    await asyncio.sleep_ms(10)
-                self._acks.append(pid)
-                self._kick.set()
-        elif kind == _PINGRESP:
-            pass
-        elif kind == _SUBACK:
-            if n < 3:
-                raise MQTTError("malformed SUBACK")
-            pid = d[0] << 8 | d[1]
-            for sub in self._subs:
-                if sub[3] == pid:
-                    sub[3] = 0
-                    if d[2] == 0x80:  # §3.9.3: failure
-                        self.last_error = "subscribe refused: %s" % sub[0].decode()
-        else:
-            raise MQTTError("unexpected packet type 0x%02x" % first)
 
 
 async def _fill(s, mv, n):
