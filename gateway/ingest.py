@@ -152,8 +152,11 @@ class Ingest:
         batches_out.close()
         answers_in.close()
         self._store, self._to_store, self._from_store = store, batches_in, answers_out
-        for batch_id, batch in self._unanswered.items():
-            batches_in.send((batch_id, [_for_store(m) for m in batch]))
+        try:
+            for batch_id, batch in self._unanswered.items():
+                batches_in.send((batch_id, [_for_store(m) for m in batch]))
+        except OSError:  # died at once: its successor gets them all
+            pass
 
     def _forward(self) -> None:
         while True:
@@ -210,15 +213,19 @@ class Ingest:
             except (EOFError, OSError):
                 if self._stopping.is_set():
                     return
-                log.error(
-                    "ingest store process died (exit code %s); starting another",
-                    self._store.exitcode if self._store else None,
-                )
-                time.sleep(1.0)
-                with self._lock:
-                    self._start_store()
+                self._replace_store()
                 continue
             self._acknowledge(batch_ids, acks)
+
+    def _replace_store(self) -> None:
+        store = self._store
+        log.error("ingest store process died (exit code %s); starting another", store.exitcode)
+        time.sleep(1.0)
+        try:
+            with self._lock:
+                self._start_store()
+        except Exception:  # noqa: BLE001 - the dead pipe brings us back here to try again
+            log.exception("could not start an ingest store process")
 
     def _acknowledge(self, batch_ids: list[int], acks: dict[str, int]) -> None:
         for device_id, seq in acks.items():

@@ -4,6 +4,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 
 import pytest
@@ -74,6 +75,58 @@ def test_embedded_broker_gateway_killed_while_a_device_streams(tmp_path):
             s.gateway.start()
         assert dev.wait_acked(90), dev.acked
         assert sorted(s.seqs("hh-e")) == list(range(1, 1001))
+    finally:
+        s.close()
+
+
+def _store_process(gateway) -> int | None:
+    """The pid of the gateway's ingest store process (gateway/ingest_store.py), if running."""
+    out = subprocess.run(
+        ["pgrep", "-f", "-P", str(gateway.proc.pid), "spawn_main"], capture_output=True, text=True
+    ).stdout.split()
+    return int(out[0]) if len(out) == 1 else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_store_process_killed_5_times_during_a_stream_stores_each_once(tmp_path):
+    s = Stack("mosquitto", tmp_path)
+    try:
+        devs = [s.device(f"hh-s{i}", batch=25, ack_timeout=3.0) for i in range(3)]
+        killed = []
+        for _ in range(5):  # batches are in the pipe or half stored when the store dies
+            for dev in devs:
+                dev.add_parcels(100)
+            time.sleep(0.3)
+            _wait(lambda: _store_process(s.gateway) not in (None, *killed), 30, "a store")
+            killed.append(_store_process(s.gateway))
+            os.kill(killed[-1], signal.SIGKILL)
+        for dev in devs:
+            assert dev.wait_acked(90), (dev.device_id, dev.acked)
+        total = s.query("SELECT count(*), count(DISTINCT device_id || '/' || seq) FROM records")
+        assert total == [(1500, 1500)]
+        for dev in devs:
+            assert sorted(s.seqs(dev.device_id)) == list(range(1, 501))
+            s.wait_applied(dev.device_id, 500)
+        assert "ingest store process died" in s.gateway.log.read_text()
+    finally:
+        s.close()
+
+
+def test_a_killed_gateway_leaves_no_store_process_behind(tmp_path):
+    s = Stack("mosquitto", tmp_path)
+    try:
+        _wait(lambda: _store_process(s.gateway) is not None, 30, "the store process")
+        store = _store_process(s.gateway)
+        assert store is not None
+        s.gateway.stop(signal.SIGKILL)
+        _wait(lambda: not _running(store), 15, "the orphaned store process to exit")
     finally:
         s.close()
 
