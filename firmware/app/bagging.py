@@ -7,7 +7,7 @@ import struct
 from micropython import const
 
 from app import rules, store, wire
-from app.parcels import RecentParcels, fingerprint
+from app.parcels import fingerprint
 
 # Bag size presets (cm): the courier sacks we stock; "up"/"down" choose, shown on close.
 _SIZES = const(((60, 40, 30), (80, 50, 40), (100, 50, 30)))
@@ -19,21 +19,25 @@ _MAX_SIDE_INPUT = const(999)  # cm; a DIM: code beyond this is a misread
 class Bagging:
     def __init__(self, hh):
         self.hh = hh
+        # Fingerprints (app/parcels.py) of the open bag's parcels, in scan order (the
+        # Handheld's array, kept while bagging is unloaded).
+        self.fps = hh.fps
+        self.recent = hh.recent
+        self._serial_path = hh.storage + "/next_serial"
+        if hh.left_bag is not None:  # back from another mode: the bag is as it was left
+            (self.bag, self.n, self.fm49, self.other) = hh.left_bag[:4]
+            (self.size, self.dims, self.next_serial) = hh.left_bag[4:]
+            return
         self.bag = None  # bag number of the open bag
         self.n = 0  # parcels in it
-        # Fingerprints (app/parcels.py) of its parcels, in scan order: 1.2 KB for a full bag
-        # where a set of 300 tracking-number strings would take ~15 KB.
-        self.fps = bytearray(4 * rules.MAX_PARCELS)
         self.fm49 = 0  # parcels in the bag bound for FM-49, and for other hubs (FM49_MIX)
         self.other = 0
-        # The size preset, and the measured sides (DIM: code) that override it.
-        _, _, self.size, self.dims = hh.left_bag
-        self.recent = RecentParcels(hh.storage + "/recent")
-        self._serial_path = hh.storage + "/next_serial"
+        self.size = 0  # the size preset
+        self.dims = None  # measured sides (DIM: code), which override the preset
         first = hh.settings["bag_range"][0]
         self.next_serial = int(store.read_or(self._serial_path, b"0")) or first
-        # Rebuild the open bag from the journal (after a restart, a power cut or another
-        # mode): the journal keeps every record of the open bag (keep_from) even once acked.
+        # Rebuild the open bag from the journal after a restart or a power cut: the journal
+        # keeps every record of the open bag (keep_from) even once acknowledged.
         journal = hh.journal
         for rec in self._records(0):
             kind = rec["k"]

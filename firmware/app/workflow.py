@@ -8,7 +8,7 @@ import sys
 
 from app import clock, rules, store
 from app.journal import JournalFull
-from app.parcels import FlashIndex, parse_parcel
+from app.parcels import FlashIndex, RecentParcels, parse_parcel
 
 from micropython import const
 
@@ -40,10 +40,15 @@ class Handheld:
             settings.pop("parcels", None)
             settings.pop("bags", None)
             store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
+        # Bagging's buffers live as long as the device: re-entering bagging in a heap that
+        # scanning has fragmented then needs no large block. The open bag's fingerprints:
+        # 1.2 KB for a full bag where a set of 300 tracking-number strings takes ~15 KB.
+        self.fps = bytearray(4 * rules.MAX_PARCELS)
+        self.recent = RecentParcels(storage + "/recent")  # for IN_OTHER_BAG
         self.mode = _MODES[0]
-        # (bag number, parcels, size preset, measured sides) of bagging when it was left:
-        # the state shows the open bag in the other modes, and the size choice outlives them.
-        self.left_bag = (None, 0, 0, None)
+        # Bagging's state when it was left for another mode (None: not yet): the state shows
+        # the open bag in the other modes, and bagging resumes from it without the journal.
+        self.left_bag = None
         self.current = None
         self._enter()
 
@@ -70,8 +75,8 @@ class Handheld:
     def state(self):
         st = {
             "mode": self.mode,
-            "bag": self.left_bag[0],
-            "bag_count": self.left_bag[1],
+            "bag": self.left_bag[0] if self.left_bag else None,
+            "bag_count": self.left_bag[1] if self.left_bag else 0,
             "weight_g": self.weight_g,
             "journal_depth": self.journal.depth,
         }
@@ -125,7 +130,15 @@ class Handheld:
         self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
         cur = self.current
         if old == "bagging":
-            self.left_bag = (cur.bag, cur.n, cur.size, cur.dims)
+            self.left_bag = (
+                cur.bag,
+                cur.n,
+                cur.fm49,
+                cur.other,
+                cur.size,
+                cur.dims,
+                cur.next_serial,
+            )
         self.current = cur = None  # the old mode's objects go before its code is dropped
         _unload(old)
         _unload("signing")
@@ -145,4 +158,4 @@ class Handheld:
         else:
             from app.bagging import Bagging
 
-            self.current = Bagging(self)  # the open bag comes back from the journal
+            self.current = Bagging(self)
