@@ -49,8 +49,8 @@ class Handheld:
         # Bagging's state when it was left for another mode (None: not yet): the state shows
         # the open bag in the other modes, and bagging resumes from it without the journal.
         self.left_bag = None
-        self.current = None
-        self._enter()
+        self.bagging = None
+        self.current = self._enter()
 
     # --- configuration -----------------------------------------------------------------
 
@@ -128,34 +128,28 @@ class Handheld:
     def _next_mode(self):
         old = self.mode
         self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
-        cur = self.current
-        if old == "bagging":
-            self.left_bag = (
-                cur.bag,
-                cur.n,
-                cur.fm49,
-                cur.other,
-                cur.size,
-                cur.dims,
-                cur.next_serial,
-            )
-        self.current = cur = None  # the old mode's objects go before its code is dropped
+        b = self.bagging
+        if b is not None:
+            self.left_bag = (b.bag, b.n, b.fm49, b.other, b.size, b.dims, b.next_serial)
+        # The old mode's objects go before its code is dropped.
+        self.bagging = b = None
+        del self.current
         _unload(old)
         _unload("signing")
         gc.collect()
-        self._enter()
+        self.current = self._enter()
         self.current.home()
 
     def _enter(self):
         if self.mode == "pickup":
             from app.pickup import Pickup
 
-            self.current = Pickup(self)
-        elif self.mode == "hub":
+            return Pickup(self)
+        if self.mode == "hub":
             from app.hub import Hub
 
-            self.current = Hub(self)
-        else:
-            from app.bagging import Bagging
+            return Hub(self)
+        from app.bagging import Bagging
 
-            self.current = Bagging(self)
+        self.bagging = Bagging(self)  # the mode object while bagging, else None
+        return self.bagging

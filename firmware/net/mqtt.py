@@ -154,7 +154,7 @@ class MQTTClient:
         if callable(payload):
             if buf is None:
                 buf = self._buf[i] = bytearray(self._cfg["slot_bytes"])
-            size = payload(memoryview(buf)[at:])
+            size: int = payload(memoryview(buf)[at:])  # pyright: ignore[reportAssignmentType]
             if not size:
                 return 0
         else:
