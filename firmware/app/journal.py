@@ -20,7 +20,6 @@ _CRC_AT = const(8)
 # A record is one scan action (a few ids and a weight); 2 KB leaves ample room and bounds
 # what read() may have to load for a single record.
 _MAX_PAYLOAD = const(2048)
-_CHUNK = const(256)  # scratch for CRC checks and truncation: RAM does not grow with records
 _ENOSPC = const(28)  # the unix port's errno module has no ENOSPC
 _ENOENT = const(2)
 # File names; app/journal_recovery.py reads them back under the same names.
@@ -58,8 +57,6 @@ class Journal:
         self.max_bytes = max_bytes  # 0: limited only by the flash
         self._hdr = bytearray(_HDR_SIZE)
         self._hdr_crc_part = memoryview(self._hdr)[:_CRC_AT]
-        self._scratch = bytearray(_CHUNK)
-        self._scratch_mv = memoryview(self._scratch)
         self._segs = []  # first seq of each segment file, ascending; the last one is the tail
         self._tail_size = 0  # bytes of confirmed frames in the tail segment
         self._bytes = 0  # bytes of confirmed frames in all segments (for max_bytes)

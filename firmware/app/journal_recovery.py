@@ -1,7 +1,7 @@
 # Opening the journal (docs/journal.md, "Recovery"): find the segments, keep every valid frame,
 # cut a torn tail. Runs at boot (and to cut back after a failed append): app/journal.py loads
 # this module for that and forgets it again, so its bytecode does not stay in the heap.
-# The functions take the Journal j; sizes come from its own buffers (header, CRC part, scratch).
+# The functions take the Journal j; sizes come from its header buffers (header, CRC part).
 import binascii
 import os
 import struct
@@ -16,6 +16,10 @@ _SUFFIX = const(".jnl")
 _ACKED = const("acked")
 _KEEP = const("keep")
 _ENOENT = const(2)
+# Scratch for CRC checks and truncation, held only while this module is loaded: RAM does
+# not grow with the records.
+_scratch = bytearray(256)
+_scratch_mv = memoryview(_scratch)
 
 
 def open_journal(j):
@@ -107,7 +111,7 @@ def truncate(j, first, size):
         try:
             left = size
             while left:
-                chunk = j._scratch if left >= len(j._scratch) else j._scratch_mv[:left]
+                chunk = _scratch if left >= len(_scratch) else _scratch_mv[:left]
                 k = src.readinto(chunk)
                 if k != len(chunk):
                     raise OSError(_ENOENT)  # the file shrank under us
@@ -126,7 +130,7 @@ def _crc_stream_ok(j, f, n):
     want = struct.unpack_from("<I", j._hdr, len(j._hdr_crc_part))[0]
     crc = binascii.crc32(j._hdr_crc_part)
     while n:
-        chunk = j._scratch if n >= len(j._scratch) else j._scratch_mv[:n]
+        chunk = _scratch if n >= len(_scratch) else _scratch_mv[:n]
         k = f.readinto(chunk)
         if k != len(chunk):
             return False  # truncated
