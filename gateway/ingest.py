@@ -13,11 +13,14 @@ every unanswered batch again; storing is idempotent (gateway/ledger.py).
 """
 
 import logging
-import multiprocessing
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -65,8 +68,9 @@ class Ingest:
         self._next_id = 0
         self._lock = threading.Lock()  # _unanswered, _next_id and the store's pipes
         self._stopping = threading.Event()
-        self._store: multiprocessing.process.BaseProcess | None = None
-        self._to_store = self._from_store = None
+        self._store: subprocess.Popen | None = None
+        self._to_store: Connection | None = None
+        self._from_store: Connection | None = None
         self._forwarder = threading.Thread(target=self._forward, name="ingest-forward")
         self._answers = threading.Thread(target=self._take_answers, name="ingest-answers")
         self.client = mqtt.Client(
@@ -112,10 +116,11 @@ class Ingest:
         self._forwarder.join(timeout=STOP_WAIT)
         store = self._store
         if store is not None:
-            store.join(timeout=STOP_WAIT)
-            if store.is_alive():  # its unanswered batches come again from the broker
+            try:
+                store.wait(timeout=STOP_WAIT)
+            except subprocess.TimeoutExpired:  # its unanswered batches come again
                 store.terminate()
-                store.join()
+                store.wait()
         self._answers.join(timeout=STOP_WAIT)
         self.client.disconnect()
         self.client.loop_stop()
@@ -139,22 +144,25 @@ class Ingest:
     def _start_store(self) -> None:
         """Start a store process and send it every unanswered batch, oldest first.
         Called with the lock held, so no new batch overtakes them."""
-        ctx = multiprocessing.get_context("spawn")  # no fork: this process runs threads
-        batches_out, batches_in = ctx.Pipe(duplex=False)
-        answers_out, answers_in = ctx.Pipe(duplex=False)
-        store = ctx.Process(
-            target=ingest_store.main,
-            args=(batches_out, answers_in),
-            name="ingest-store",
-            daemon=True,
+        batches_in, batches_out = os.pipe()
+        answers_in, answers_out = os.pipe()
+        # A program of its own (ps shows `-m gateway.ingest_store`) rather than a fork of
+        # this process, which runs threads.
+        store = subprocess.Popen(
+            [sys.executable, "-m", "gateway.ingest_store", str(batches_in), str(answers_out)],
+            pass_fds=(batches_in, answers_out),
         )
-        store.start()
-        batches_out.close()
-        answers_in.close()
-        self._store, self._to_store, self._from_store = store, batches_in, answers_out
+        os.close(batches_in)
+        os.close(answers_out)
+        for old in (self._to_store, self._from_store):
+            if old is not None:
+                old.close()
+        self._store = store
+        self._to_store = Connection(batches_out, readable=False)
+        self._from_store = Connection(answers_in, writable=False)
         try:
             for batch_id, batch in self._unanswered.items():
-                batches_in.send((batch_id, [_for_store(m) for m in batch]))
+                self._to_store.send((batch_id, [_for_store(m) for m in batch]))
         except OSError:  # died at once: its successor gets them all
             pass
 
@@ -219,7 +227,8 @@ class Ingest:
 
     def _replace_store(self) -> None:
         store = self._store
-        log.error("ingest store process died (exit code %s); starting another", store.exitcode)
+        code = store.poll() if store is not None else None
+        log.error("ingest store process died (exit code %s); starting another", code)
         time.sleep(1.0)
         try:
             with self._lock:

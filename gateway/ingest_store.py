@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from firmware.app import wire, wire_schema
 from gateway import create_app, db, devices, logs
 from gateway.ledger import Ledger
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.ingest_store")  # also when run as __main__
 
 BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
@@ -54,7 +55,8 @@ class Orphaned(Exception):
 
 
 def main(batches: Connection, answers: Connection) -> None:
-    """The process's entry point (gateway/ingest.py starts it)."""
+    """The process's entry point: `python -m gateway.ingest_store <batches fd> <answers fd>`,
+    started by gateway/ingest.py."""
     logs.setup()
     # Ctrl-C reaches the whole process group; the MQTT side stops us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -243,3 +245,7 @@ class Store:
         or apply forever. The next instance's store process takes over."""
         if os.getppid() != self.parent_pid:
             raise Orphaned
+
+
+if __name__ == "__main__":
+    main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

@@ -72,7 +72,7 @@ def test_gunicorn_workers_serve_while_one_ingest_applies_records(tmp_path, datab
 
 
 def gunicorn_master(parent: int) -> int:
-    """The gateway's gunicorn child (its other child is the ingest's store process)."""
+    """The gateway's gunicorn child (its other child is the ingest store process)."""
     out = subprocess.run(
         ["pgrep", "-f", "-P", str(parent), "gunicorn"], capture_output=True, text=True
     ).stdout

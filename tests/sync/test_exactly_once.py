@@ -82,7 +82,9 @@ def test_embedded_broker_gateway_killed_while_a_device_streams(tmp_path):
 def _store_process(gateway) -> int | None:
     """The pid of the gateway's ingest store process (gateway/ingest_store.py), if running."""
     out = subprocess.run(
-        ["pgrep", "-f", "-P", str(gateway.proc.pid), "spawn_main"], capture_output=True, text=True
+        ["pgrep", "-f", "-P", str(gateway.proc.pid), "gateway.ingest_store"],
+        capture_output=True,
+        text=True,
     ).stdout.split()
     return int(out[0]) if len(out) == 1 else None
 
