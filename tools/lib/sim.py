@@ -13,7 +13,9 @@ from provision import ProvisionError, register
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
-DEFAULT_HEAP = "192K"  # TODO(issue 3): bring the workload under 100K, an ESP32 without PSRAM
+# TODO(issue 3): 100K, an ESP32 without PSRAM. The workload and a backlog drain pass at
+# 106K (tests/firmware/test_handheld_memory.py); this leaves room for large config messages.
+DEFAULT_HEAP = "128K"
 
 
 def provision(gateway: str, token: str, device_id: str) -> dict:
