@@ -44,6 +44,7 @@ QUIET = 0.2  # seconds without a batch after which applying runs flat out
 APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
 STATS_EVERY = 60.0  # seconds between counter log lines
+TOPICS_KEPT = 20_000  # parsed topics remembered (two per device: events and status)
 _POISON = object()
 
 # One message as the MQTT side sends it: the topic (None if it is not UTF-8) and the payload.
@@ -70,6 +71,8 @@ class Store:
         self.stats: Counter[str] = Counter()
         self.ledger = Ledger()
         self._lagging: set[str] = set()
+        # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
+        self._topics: dict[str, tuple[str, str]] = {}
         self._busy_at = 0.0  # when the last batch was answered
         self._apply_at = 0.0  # while batches keep coming: when applying may run next
 
@@ -155,9 +158,13 @@ class Store:
         topic, payload = msg
         if topic is None:
             return self._reject(msg, "topic is not UTF-8")
-        parsed = wire_schema.parse_topic(topic)
+        parsed = self._topics.get(topic) or wire_schema.parse_topic(topic)
         if parsed is None or parsed[1] not in (wire.EVENTS, wire.STATUS):
             return self._reject(msg, "topic is not a device's events or status")
+        if topic not in self._topics:
+            if len(self._topics) >= TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[topic] = parsed
         if len(payload) > wire.MAX_MESSAGE:
             return self._reject(msg, f"payload over {wire.MAX_MESSAGE} bytes")
         try:
