@@ -35,6 +35,7 @@ BATCH_MAX = ingest_store.BATCH_MAX  # messages per batch sent to the store
 BATCH_WAIT = 0.005  # seconds to wait for a batch to fill
 STOP_WAIT = 10.0  # seconds the store gets to finish its batches when the gateway stops
 _STOP = None  # in the inbox: no more messages; to the store: finish and exit
+_RESTART = "restart"  # in the inbox: the store died, start another
 
 
 def _no_delay(_client, _userdata, sock) -> None:
@@ -62,12 +63,16 @@ class Ingest:
         self.share_group = share_group
         # SimpleQueue: put() costs the network thread a fraction of Queue.put() (no Python
         # lock and condition per message).
-        self._inbox: queue.SimpleQueue[mqtt.MQTTMessage | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[mqtt.MQTTMessage | str | None] = queue.SimpleQueue()
         # Batches sent to the store and not answered yet, by batch id, oldest first.
         self._unanswered: dict[int, list[mqtt.MQTTMessage]] = {}
         self._next_id = 0
-        self._lock = threading.Lock()  # _unanswered, _next_id and the store's pipes
+        self._lock = threading.Lock()  # _unanswered and _next_id
         self._stopping = threading.Event()
+        # Only the forwarding thread starts stores and writes to them, and it never holds the
+        # lock while it writes: the answers thread must always be free to read answers, or
+        # a store waiting to write one would stop reading batches.
+        self._store_ready = threading.Event()
         self._store: subprocess.Popen | None = None
         self._to_store: Connection | None = None
         self._from_store: Connection | None = None
@@ -101,8 +106,7 @@ class Ingest:
         self.client.reconnect_delay_set(1, 30)
 
     def start(self) -> None:
-        with self._lock:
-            self._start_store()
+        self._start_store()
         default_port = 8883 if self.url.scheme == "mqtts" else 1883
         self.client.connect_async(self.url.hostname or "127.0.0.1", self.url.port or default_port)
         self.client.loop_start()
@@ -112,6 +116,7 @@ class Ingest:
     def stop(self) -> None:
         """Stop taking messages, let the store answer what it has, then disconnect."""
         self._stopping.set()
+        self._store_ready.set()  # an answers thread waiting for a new store looks again
         self._inbox.put(_STOP)
         self._forwarder.join(timeout=STOP_WAIT)
         store = self._store
@@ -142,8 +147,7 @@ class Ingest:
     # ---- the store process -------------------------------------------------------------
 
     def _start_store(self) -> None:
-        """Start a store process and send it every unanswered batch, oldest first.
-        Called with the lock held, so no new batch overtakes them."""
+        """Start a store process and send it every unanswered batch, oldest first."""
         batches_in, batches_out = os.pipe()
         answers_in, answers_out = os.pipe()
         # A program of its own (ps shows `-m gateway.ingest_store`) rather than a fork of
@@ -160,35 +164,37 @@ class Ingest:
         self._store = store
         self._to_store = Connection(batches_out, readable=False)
         self._from_store = Connection(answers_in, writable=False)
-        try:
-            for batch_id, batch in self._unanswered.items():
-                self._to_store.send((batch_id, [_for_store(m) for m in batch]))
-        except OSError:  # died at once: its successor gets them all
-            pass
+        self._store_ready.set()
+        with self._lock:
+            unanswered = list(self._unanswered.items())
+        for batch_id, batch in unanswered:
+            self._send_to_store((batch_id, [_for_store(m) for m in batch]))
 
     def _forward(self) -> None:
         while True:
             batch = self._next_batch()
-            if batch is None:
-                with self._lock:
-                    self._send_to_store(_STOP)
+            if batch is _STOP:
+                self._send_to_store(_STOP)
                 return
+            if batch is _RESTART:
+                try:
+                    self._start_store()
+                except Exception:  # noqa: BLE001 - e.g. out of processes: try again
+                    log.exception("could not start an ingest store process")
+                    time.sleep(1.0)
+                    self._inbox.put(_RESTART)
+                continue
             with self._lock:
                 batch_id = self._next_id
                 self._next_id += 1
                 self._unanswered[batch_id] = batch
-                pipe = self._to_store
-            # Outside the lock: the send waits while the store is busy, and the answers
-            # thread must still take its answers meanwhile.
-            try:
-                pipe.send((batch_id, [_for_store(m) for m in batch]))
-            except OSError:  # the store died; its successor gets this batch (_start_store)
-                pass
+            self._send_to_store((batch_id, [_for_store(m) for m in batch]))
 
-    def _next_batch(self) -> list[mqtt.MQTTMessage] | None:
+    def _next_batch(self) -> list[mqtt.MQTTMessage] | str | None:
+        """Messages for one batch, or a _STOP or _RESTART from the inbox."""
         first = self._inbox.get()
-        if first is _STOP:
-            return None
+        if first is _STOP or first is _RESTART:
+            return first
         batch = [first]
         deadline = time.monotonic() + BATCH_WAIT
         while len(batch) < BATCH_MAX:
@@ -202,8 +208,8 @@ class Ingest:
                     msg = self._inbox.get(timeout=timeout)
                 except queue.Empty:
                     break
-            if msg is _STOP:
-                self._inbox.put(_STOP)  # after this batch
+            if msg is _STOP or msg is _RESTART:
+                self._inbox.put(msg)  # after this batch
                 break
             batch.append(msg)
         return batch
@@ -211,7 +217,7 @@ class Ingest:
     def _send_to_store(self, item) -> None:
         try:
             self._to_store.send(item)
-        except OSError:
+        except OSError:  # the store died; its successor gets every unanswered batch
             pass
 
     def _take_answers(self) -> None:
@@ -221,20 +227,14 @@ class Ingest:
             except (EOFError, OSError):
                 if self._stopping.is_set():
                     return
-                self._replace_store()
+                code = self._store.poll() if self._store is not None else None
+                log.error("ingest store process died (exit code %s); starting another", code)
+                self._store_ready.clear()
+                time.sleep(1.0)
+                self._inbox.put(_RESTART)
+                self._store_ready.wait()
                 continue
             self._acknowledge(batch_ids, acks)
-
-    def _replace_store(self) -> None:
-        store = self._store
-        code = store.poll() if store is not None else None
-        log.error("ingest store process died (exit code %s); starting another", code)
-        time.sleep(1.0)
-        try:
-            with self._lock:
-                self._start_store()
-        except Exception:  # noqa: BLE001 - the dead pipe brings us back here to try again
-            log.exception("could not start an ingest store process")
 
     def _acknowledge(self, batch_ids: list[int], acks: dict[str, int]) -> None:
         for device_id, seq in acks.items():
