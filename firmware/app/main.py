@@ -21,19 +21,27 @@ _FIRMWARE_VERSION = const("0.2.0")
 _WEIGHT_STEP_G = const(5)
 
 
+# Each input task outlives any error of one input (MemoryError included, in a ~100 KB heap):
+# what that input started is lost, and the task goes on. A task that died would leave the
+# device without its scanner, keys or scale until a reboot.
+
+
 async def scanner_task(board, handheld):
     while True:
         try:
-            code = await board.scanner.read()
+            handheld.on_scan(await board.scanner.read())
         except BadBarcode:
             handheld.on_bad_barcode()
-            continue
-        handheld.on_scan(code)
+        except Exception as e:  # noqa: BLE001
+            await _lost(e)
 
 
 async def keys_task(board, handheld):
     while True:
-        handheld.on_key(await board.keys.next())
+        try:
+            handheld.on_key(await board.keys.next())
+        except Exception as e:  # noqa: BLE001
+            await _lost(e)
 
 
 async def scale_task(board, handheld):
@@ -41,15 +49,22 @@ async def scale_task(board, handheld):
     while True:
         try:
             grams = await board.scale.stable_grams()
+            # Report a new weight when it moved by more than the noise of a settled reading,
+            # so that 50.00 kg -> 50.01 kg is seen (the 50 kg limit is exact to the gram).
+            if last is None or abs(grams - last) >= _WEIGHT_STEP_G:
+                last = grams
+                handheld.on_weight(grams)
+            await asyncio.sleep_ms(100)
         except ScaleError:
             await asyncio.sleep_ms(200)
-            continue
-        # Report a new weight when it moved by more than the noise of a settled reading, so
-        # that 50.00 kg -> 50.01 kg is seen (the 50 kg limit is exact to the gram).
-        if last is None or abs(grams - last) >= _WEIGHT_STEP_G:
-            last = grams
-            handheld.on_weight(grams)
-        await asyncio.sleep_ms(100)
+        except Exception as e:  # noqa: BLE001
+            await _lost(e)
+
+
+async def _lost(e):
+    gc.collect()
+    print("input lost:", repr(e))
+    await asyncio.sleep_ms(100)  # a failing input must not spin the loop
 
 
 async def start(board):

@@ -37,9 +37,9 @@ class Ui:
 
     def show(self, lines, beep=None, code=None):
         self.board.display.show(lines)
+        self.board.report(beep, code)  # first: a beep that fails cannot hide the outcome
         if beep:
             self.board.beep(beep)
-        self.board.report(beep, code)
 
     def refuse(self, title, code, detail=""):
         self.show((title, "", reason(code), detail), "error", code)

@@ -76,7 +76,11 @@ class GM65:
         n = 0
         status = 0
         while True:
-            b = await self._byte()
+            if self._chunk_pos < self._chunk_len:  # no coroutine per buffered byte
+                b = self._chunk[self._chunk_pos]
+                self._chunk_pos += 1
+            else:
+                b = await self._byte()
             if b == _CR or b == _LF:
                 return status if status else n
             if n == 0 and status == 0 and b == _REPLY_HEAD:

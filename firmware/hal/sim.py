@@ -175,7 +175,7 @@ class Board:
                 line = await reader.readline()
                 if not line:
                     break
-                reply = await self._command(line[:_MAX_LINE].decode().strip())
+                reply = self._command(line[:_MAX_LINE].decode().strip())
                 if reply is not None:
                     writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
@@ -185,7 +185,7 @@ class Board:
             self._clients.remove(writer)
             writer.close()
 
-    async def _command(self, line):
+    def _command(self, line):
         verb, _, arg = line.partition(" ")
         if verb == "scan" and arg:
             self._feed.put(arg.encode() + b"\r")
