@@ -26,7 +26,17 @@ from gateway import (
     settings,
 )
 from gateway.domain import labels, lifecycle
-from gateway.models import Account, Address, Bag, Device, Driver, Handover, Parcel, Store
+from gateway.models import (
+    Account,
+    Address,
+    Bag,
+    Device,
+    Driver,
+    Handover,
+    Parcel,
+    Record,
+    Store,
+)
 from gateway.openapi import DOCUMENT
 from gateway.registry import bag_of_parcel
 
@@ -499,7 +509,7 @@ def create_driver():
     return jsonify(id=driver.id, name=driver.name, badge=driver.badge), 201
 
 
-def device_json(d: Device) -> dict[str, Any]:
+def device_json(d: Device, unapplied: int) -> dict[str, Any]:
     return {
         "device_id": d.id,
         "role": d.role,
@@ -507,6 +517,9 @@ def device_json(d: Device) -> dict[str, Any]:
         "pickup_address_id": d.pickup_address_id,
         "bag_range": [d.bag_range_lo, d.bag_range_hi],
         "applied_seq": d.applied_seq,
+        # Stored (so acknowledged) but not yet applied to bags: under load the bags follow
+        # the acknowledgements (docs/protocol.md, step 5).
+        "unapplied": unapplied,
         "online": d.online,
         "last_seen": _iso(d.last_seen),
         "status": d.status,
@@ -515,8 +528,17 @@ def device_json(d: Device) -> dict[str, Any]:
 
 @bp.get("/devices")
 def list_devices():
-    rows = db.session().scalars(select(Device).order_by(Device.id))
-    return jsonify(devices=[device_json(d) for d in rows])
+    session = db.session()
+    rows = session.scalars(select(Device).order_by(Device.id)).all()
+    unapplied = dict(
+        session.execute(
+            select(Record.device_id, func.count())
+            .join(Device, Device.id == Record.device_id)
+            .where(Record.seq > Device.applied_seq)
+            .group_by(Record.device_id)
+        ).all()
+    )
+    return jsonify(devices=[device_json(d, unapplied.get(d.id, 0)) for d in rows])
 
 
 def _binding(body: dict) -> dict[str, Any]:

@@ -38,10 +38,9 @@ BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # still more than storing it; the acknowledgement must not wait for it under load, so
 # applying gets time slices.
 INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack (a small batch fits)
-APPLY_BUSY = 0.010  # seconds per applying transaction while batches keep coming
-APPLY_SHARE = 0.2  # of the time while batches keep coming (the bags lag, the acks do not)
-QUIET = 0.2  # seconds without a batch after which applying runs flat out
-APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
+APPLY_BUSY = 0.010  # seconds per applying transaction while batches wait
+APPLY_SHARE = 0.2  # of the time while batches wait (the bags lag, the acks do not)
+APPLY_IDLE = 0.020  # seconds per applying transaction while no batch waits (then look again)
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
 STATS_EVERY = 60.0  # seconds between counter log lines
 TOPICS_KEPT = 20_000  # parsed topics remembered (two per device: events and status)
@@ -73,8 +72,7 @@ class Store:
         self._lagging: set[str] = set()
         # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
         self._topics: dict[str, tuple[str, str]] = {}
-        self._busy_at = 0.0  # when the last batch was answered
-        self._apply_at = 0.0  # while batches keep coming: when applying may run next
+        self._apply_at = 0.0  # while batches wait: when applying may run next
 
     def serve(self, batches: Connection, answers: Connection) -> None:
         """Answer batches (batch id, messages) with (batch ids, acks per device) until told
@@ -83,36 +81,28 @@ class Store:
         logged_at = time.monotonic()
         try:
             while True:
-                if batches.poll(self._idle_wait()):
+                if batches.poll(0 if self._lagging else 0.2):
                     ids, messages, last = self._take(batches)
                     if ids:
                         answers.send((ids, self.process(messages)))
-                        self._busy_at = time.monotonic()
                     if last:
                         return
                 else:
                     self._check_parent()
                 if self._lagging:
-                    self._apply_some()
+                    self._apply_some(waiting=batches.poll(0))
                 if time.monotonic() - logged_at > STATS_EVERY:
                     logged_at = time.monotonic()
                     log.info("ingest counters: %s", dict(self.stats))
         except (EOFError, BrokenPipeError, Orphaned):
             log.info("ingest process gone; store process stops")
 
-    def _idle_wait(self) -> float:
-        """How long to wait for a batch: until applying is due, if records wait for it."""
-        if not self._lagging:
-            return 0.2
-        return max(0.0, min(0.2, self._apply_at - time.monotonic()))
-
-    def _apply_some(self) -> None:
-        """Apply flat out when no batch came for a while; while batches keep coming, only a
-        share of the time, so the acknowledgements are not slowed down by the bags."""
-        now = time.monotonic()
-        if now - self._busy_at > QUIET:
+    def _apply_some(self, waiting: bool) -> None:
+        """Apply while no batch waits; while batches wait, only a share of the time, so that
+        the acknowledgements are not slowed down by the bags."""
+        if not waiting:
             self._apply(APPLY_IDLE)
-        elif now >= self._apply_at:
+        elif time.monotonic() >= self._apply_at:
             self._apply(APPLY_BUSY)
             self._apply_at = time.monotonic() + APPLY_BUSY * (1 - APPLY_SHARE) / APPLY_SHARE
 

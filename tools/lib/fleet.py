@@ -864,7 +864,22 @@ class Fleet:
             self.run_step(step)
         self.step_name = "final sync"
         self._each("sync", lambda w: w.sync(60))
+        self.step_name = "gateway applying"
+        self.wait_applied(60)
         self.step_name = "done"
+
+    def wait_applied(self, timeout: float) -> None:
+        """Journals drained means stored and acknowledged; under load the bags follow the
+        acknowledgements (docs/protocol.md, step 5), so wait for them before comparing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            devices = self.api("/api/devices")["devices"]
+            behind = sum(d["unapplied"] for d in devices if d["device_id"] in self._ids())
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise GatewayError(f"{behind} records stored but not applied in {timeout:.0f} s")
+            time.sleep(0.2)
 
     # the check
 
