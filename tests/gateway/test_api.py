@@ -10,7 +10,7 @@ from test_registry import T0, bag_and_close, picked_up_bag, signed_handover
 
 from gateway import db, handovers
 from gateway.domain import lifecycle, receipts
-from gateway.models import Bag, BagHistory, Parcel
+from gateway.models import Bag, BagHistory, Device, Parcel, Record
 from gateway.models import Receipt as ReceiptRow
 
 CN = timedelta(hours=8)
@@ -323,6 +323,23 @@ def test_devices_register_once_unless_replaced(api):
     assert again["mqtt"]["password"] != first["mqtt"]["password"]
     code, listing = api.get("/api/devices")
     assert [d["device_id"] for d in listing["devices"]] == ["hh-9"]
+
+
+def test_devices_tell_records_stored_but_not_yet_applied(api, app):
+    api.post("/api/devices", {"device_id": "hh-9"})
+    now = datetime.now(UTC)
+    with db.transaction(app) as session:
+        for seq in (1, 2, 3):
+            body = {"s": seq, "b": 1, "t": seq, "w": 0, "q": 0, "k": "bag_open", "bag": "B"}
+            session.add(
+                Record(device_id="hh-9", seq=seq, boot=1, kind="bag_open", ticks=seq, wall=0,
+                       clock_ok=False, body=body, received_at=now, occurred_at=now)
+            )  # fmt: skip
+    assert api.get("/api/devices")[1]["devices"][0]["unapplied"] == 3
+    with db.transaction(app) as session:
+        session.get(Device, "hh-9").applied_seq = 2
+    device = api.get("/api/devices")[1]["devices"][0]
+    assert (device["applied_seq"], device["unapplied"]) == (2, 1)
 
 
 def test_health_and_openapi_need_no_token(api):
