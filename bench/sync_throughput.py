@@ -36,7 +36,8 @@ from bench.sync_device import WireDevice, record  # noqa: E402
 from firmware.app import wire  # noqa: E402
 from gateway.ingest import _no_delay  # noqa: E402
 
-BROKER_EXTRA = os.environ.get("BENCH_BROKER_EXTRA", "allow_anonymous true\n")
+# set_tcp_nodelay as in the shipped broker config (deploy/mosquitto/bagscan.conf).
+BROKER_EXTRA = os.environ.get("BENCH_BROKER_EXTRA", "allow_anonymous true\nset_tcp_nodelay true\n")
 
 
 def _publisher(port: int, device_ids: list[str], records: int, per_message: int, go) -> None:
