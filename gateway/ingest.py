@@ -24,7 +24,6 @@ from multiprocessing.connection import Connection
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from flask import Flask
 
 from firmware.app import wire
 from gateway import ingest_store
@@ -57,8 +56,8 @@ def _for_store(msg: mqtt.MQTTMessage) -> ingest_store.Message:
 
 
 class Ingest:
-    def __init__(self, app: Flask, url: str, client_id: str, share_group: str = ""):
-        self.app = app
+    def __init__(self, url: str, client_id: str, share_group: str = ""):
+        # The store process builds its own app from the same environment (BAGSCAN_*).
         self.url = urlsplit(url)
         self.share_group = share_group
         # SimpleQueue: put() costs the network thread a fraction of Queue.put() (no Python

@@ -46,7 +46,7 @@ def main() -> None:
         app.config["DEVICE_MQTT_PORT"] = port
 
     instance = app.config.get("INSTANCE") or socket.gethostname()
-    ingest = Ingest(app, mqtt_url, f"bagscan-gw-{instance}", app.config.get("MQTT_SHARE", ""))
+    ingest = Ingest(mqtt_url, f"bagscan-gw-{instance}", app.config.get("MQTT_SHARE", ""))
     app.extensions["bagscan.publisher"] = ingest
     ingest.start()
 
