@@ -37,7 +37,8 @@ BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
 # still more than storing it; the acknowledgement must not wait for it under load, so
 # applying gets time slices.
-INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack (a small batch fits)
+INLINE_RECORDS = 100  # a batch this small is applied whole before its commit and ack
+INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack of a larger one
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
 APPLY_SHARE = 0.2  # of the time while messages flow (~2,500 records/s: the bags keep up with
 # a fleet's steady load and lag only behind a backlog)
@@ -218,7 +219,8 @@ class Store:
                     # for its turn, in order.
                     caught_up = set(records) - self._lagging
                     if caught_up:
-                        until = time.monotonic() + INLINE_APPLY
+                        small = sum(len(records[d]) for d in caught_up) <= INLINE_RECORDS
+                        until = 0 if small else time.monotonic() + INLINE_APPLY
                         self.ledger.apply(session, caught_up, until=until)
                         caught_up = self._still_behind(session, caught_up)
                 self._lagging |= caught_up
