@@ -23,6 +23,17 @@ def _wait(pred, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _assert_each_stored_once(s: Stack, devs, per_device: int) -> None:
+    """Every device acknowledged, its records 1..per_device stored once each and applied."""
+    for dev in devs:
+        assert dev.wait_acked(90), (dev.device_id, dev.acked)
+    total = s.query("SELECT count(*), count(DISTINCT device_id || '/' || seq) FROM records")
+    assert total == [(len(devs) * per_device, len(devs) * per_device)]
+    for dev in devs:
+        assert sorted(s.seqs(dev.device_id)) == list(range(1, per_device + 1))
+        s.wait_applied(dev.device_id, per_device)
+
+
 def test_every_record_delivered_three_times_is_stored_once(stack):  # noqa: F811
     password = stack.provision("hh-dup")
     raw = RawMQTT("127.0.0.1", stack.mqtt_port, "bagscan-hh-dup", "hh-dup", password)
@@ -53,13 +64,7 @@ def test_gateway_killed_20_times_during_5000_records_stores_each_once(tmp_path):
             time.sleep(rng.uniform(0.2, 0.8))
             s.gateway.stop(signal.SIGKILL)
             s.gateway.start()
-        for dev in devs:
-            assert dev.wait_acked(90), (dev.device_id, dev.acked)
-        total = s.query("SELECT count(*), count(DISTINCT device_id || '/' || seq) FROM records")
-        assert total == [(5000, 5000)]
-        for dev in devs:
-            assert sorted(s.seqs(dev.device_id)) == list(range(1, 1001))
-            s.wait_applied(dev.device_id, 1000)
+        _assert_each_stored_once(s, devs, 1000)
     finally:
         s.close()
 
@@ -109,13 +114,7 @@ def test_store_process_killed_5_times_during_a_stream_stores_each_once(tmp_path)
             _wait(lambda: _store_process(s.gateway) not in (None, *killed), 30, "a store")
             killed.append(_store_process(s.gateway))
             os.kill(killed[-1], signal.SIGKILL)
-        for dev in devs:
-            assert dev.wait_acked(90), (dev.device_id, dev.acked)
-        total = s.query("SELECT count(*), count(DISTINCT device_id || '/' || seq) FROM records")
-        assert total == [(1500, 1500)]
-        for dev in devs:
-            assert sorted(s.seqs(dev.device_id)) == list(range(1, 501))
-            s.wait_applied(dev.device_id, 500)
+        _assert_each_stored_once(s, devs, 500)
         assert "ingest store process died" in s.gateway.log.read_text()
     finally:
         s.close()
