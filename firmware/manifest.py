@@ -7,6 +7,7 @@ include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyn
 package("app")
 package("drivers")
 package("net")
+module("lazy.py")
 # The simulated board stays out of the image, as it stays out of tools/flash's bundle.
 package("hal", files=("__init__.py", "esp32.py"))
 # main.py is not frozen: the ESP32 runs /main.py from the filesystem at boot.

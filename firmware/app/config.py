@@ -2,11 +2,12 @@
 # parcel and bag indexes rewritten on flash. Loaded only while a message is applied
 # (Handheld.apply_config) and dropped again, so this code does not stay in the heap.
 import binascii
+import json
 import os
 
 from micropython import const
 
-from app.parcels import BUCKETS, fingerprint, parcel_text
+from app.parcels import BUCKETS, fingerprint
 from app.store import read_or, remove_if_exists, write_atomic
 
 _DIGEST = const("digest")  # count and checksum of the entries an index holds
@@ -26,7 +27,9 @@ _SETTINGS = const(
 
 
 def apply(hh, msg):
-    """Take a config message; True if settings (config.json) changed."""
+    """Take a config message, or a provisioning config.json that carries parcels or bags;
+    True if the settings changed: config.json is then rewritten, so the device works
+    offline after a restart."""
     parcels = msg.get("parcels")
     if isinstance(parcels, dict):
         good = {}
@@ -39,11 +42,22 @@ def apply(hh, msg):
     if isinstance(bags, dict):
         _replace(hh.bags.dir, bags, str)
     changed = False
+    if msg is hh.settings:  # provisioning: the indexes are on flash now, not in settings
+        msg.pop("parcels", None)
+        msg.pop("bags", None)
+        changed = True
     for key in _SETTINGS:
         if key in msg and msg[key] != hh.settings.get(key):
             hh.settings[key] = msg[key]
             changed = True
+    if changed:
+        write_atomic(hh.storage + "/config.json", json.dumps(hh.settings).encode())
     return changed
+
+
+def parcel_text(facts):
+    """Config value ["status", "hub", "seller", big] as one bucket line value."""
+    return "%s\t%s\t%s\t%d" % (facts[0], facts[1], facts[2], 1 if facts[3] else 0)
 
 
 def _replace(directory, items, encode):

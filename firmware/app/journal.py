@@ -7,10 +7,10 @@ import binascii
 import json
 import os
 import struct
-import sys
 
 from micropython import const
 
+import lazy
 from app.store import write_atomic
 
 _MAGIC = const(0x4A42)  # b"BJ": a zeroed or erased (0xFF) region never parses as a frame
@@ -26,24 +26,12 @@ _ENOENT = const(2)
 _SUFFIX = const(".jnl")
 _ACKED = const("acked")
 _KEEP = const("keep")
+# Opening (segments, torn tail) and cutting back a failed append, loaded only while they run.
+_RECOVERY = const("app.journal_recovery")
 
 
 class JournalFull(OSError):
     """The flash (or the configured max_bytes budget) cannot take another record."""
-
-
-def _recovery(step, *args):
-    """app/journal_recovery.<step>(*args): the module is forgotten again afterwards, so the
-    collector takes its bytecode back (~100 KB heaps)."""
-    import app.journal_recovery
-
-    try:
-        return getattr(app.journal_recovery, step)(*args)
-    finally:
-        sys.modules.pop("app.journal_recovery", None)
-        pkg = sys.modules.get("app")
-        if pkg is not None and "journal_recovery" in pkg.__dict__:
-            delattr(pkg, "journal_recovery")
 
 
 def _seg_name(seq):
@@ -65,7 +53,7 @@ class Journal:
         self.acked = 0
         self.last_seq = 0
         self._keep_from = 0
-        _recovery("open_journal", self)
+        lazy.call(_RECOVERY, "open_journal", self)
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -222,7 +210,7 @@ class Journal:
                 except OSError:
                     end = 0
                 if end > self._tail_size:
-                    _recovery("truncate", self, first, self._tail_size)
+                    lazy.call(_RECOVERY, "truncate", self, first, self._tail_size)
             self._dirty = False
         fits = self._tail_size == 0 or self._tail_size + size <= self.segment_bytes
         if self._f is not None:

@@ -7,6 +7,7 @@ import sys
 
 from micropython import const
 
+import lazy
 from app import clock, store
 from app.journal import Journal
 from app.sync import Sync
@@ -14,7 +15,6 @@ from app.ui import Ui
 from app.workflow import Handheld
 from drivers.gm65 import BadBarcode
 from drivers.scale import ScaleError
-from hal import make_board
 from net.mqtt import MQTTClient
 
 _FIRMWARE_VERSION = const("0.2.0")
@@ -79,6 +79,9 @@ async def start(board):
     if raw is None:
         raise OSError("no config.json in " + storage + ": provision the device first")
     settings = json.loads(raw)
+    # This frame lives as long as the device: the file's bytes (a provisioning file may
+    # carry a parcel cache) must not.
+    del raw
     path = storage + "/boot"
     try:
         boot = int(store.read_or(path, b"0")) + 1
@@ -107,7 +110,7 @@ async def start(board):
 
 def run():
     gc.collect()
-    board = make_board()
+    board = lazy.call("hal", "make_board")  # the board's module stays, the choosing goes
     try:
         asyncio.run(start(board))
     except KeyboardInterrupt:

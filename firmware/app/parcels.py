@@ -51,13 +51,8 @@ class FlashIndex:
             at += 1
 
 
-def parcel_text(facts):
-    """Config value ["status", "hub", "seller", big] as one bucket line value."""
-    return "%s\t%s\t%s\t%d" % (facts[0], facts[1], facts[2], 1 if facts[3] else 0)
-
-
 def parse_parcel(text):
-    """(status, hub, seller, big) from parcel_text, or None if the line is damaged."""
+    """(status, hub, seller, big) from a line app/config.py wrote, or None if damaged."""
     if text is None:
         return None
     parts = text.split("\t")

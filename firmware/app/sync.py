@@ -8,7 +8,7 @@ import time
 
 from micropython import const
 
-from app import clock, store, wire
+from app import clock, wire
 
 # Journal payload per events message (wire.MAX_MESSAGE allows 16 KB): about 20 records, and
 # at least the largest record (journal _MAX_PAYLOAD). The journal reads a batch straight
@@ -174,9 +174,4 @@ class Sync:
             server_time = msg.get("time")
             if isinstance(server_time, int) and server_time > 0:
                 clock.sync(server_time)
-            if self.handheld.apply_config(msg):
-                # Kept on flash so the device works offline after a restart.
-                store.write_atomic(
-                    self.board.storage + "/config.json",
-                    json.dumps(self.handheld.settings).encode(),
-                )
+            self.handheld.apply_config(msg)

@@ -3,24 +3,15 @@
 # left, so only one mode's code is in RAM; an open bag is rebuilt from the journal.
 # Every accepted action is appended to the journal before the OK beep.
 import gc
-import json
-import sys
 
-from app import clock, rules, store
+import lazy
+from app import clock, rules
 from app.journal import JournalFull
 from app.parcels import FlashIndex, RecentParcels, parse_parcel
 
 from micropython import const
 
 _MODES = const(("bagging", "pickup", "hub"))
-
-
-def _unload(name):
-    """Drop a module of app/ so the garbage collector can take its code back."""
-    sys.modules.pop("app." + name, None)
-    app = sys.modules.get("app")
-    if app is not None and name in app.__dict__:
-        delattr(app, name)
 
 
 class Handheld:
@@ -37,9 +28,6 @@ class Handheld:
         if "parcels" in settings or "bags" in settings:
             # A provisioning file may carry the config message's parcel cache: index it.
             self.apply_config(settings)
-            settings.pop("parcels", None)
-            settings.pop("bags", None)
-            store.write_atomic(storage + "/config.json", json.dumps(settings).encode())
         # Bagging's buffers live as long as the device: re-entering bagging in a heap that
         # scanning has fragmented then needs no large block. The open bag's fingerprints:
         # 1.2 KB for a full bag where a set of 300 tracking-number strings takes ~15 KB.
@@ -55,16 +43,12 @@ class Handheld:
     # --- configuration -----------------------------------------------------------------
 
     def apply_config(self, msg):
-        """Take a config message (docs/firmware.md); True if settings (config.json) changed.
+        """Take a config message (docs/firmware.md); True if the settings changed (then
+        config.json is rewritten).
 
         app/config.py does it, loaded for the call only: config messages are rare.
         """
-        from app.config import apply
-
-        try:
-            return apply(self, msg)
-        finally:
-            _unload("config")
+        return lazy.call("app.config", "apply", self, msg)
 
     def parcel_facts(self, trk):
         """(status, hub, seller, big) from the cache, or None for a parcel it does not know."""
@@ -90,10 +74,13 @@ class Handheld:
 
     def record(self, kind, **fields):
         """Append a record with the time header (b, t, w, q); JournalFull if flash is full."""
-        rec = {"b": self.boot, "t": clock.ticks(), "w": clock.wall(), "q": int(clock.synced)}
-        rec["k"] = kind
-        rec.update(fields)
-        seq = self.journal.append(rec)
+        # The header joins the keyword dict: one dict per record, not a second one per scan.
+        fields["b"] = self.boot
+        fields["t"] = clock.ticks()
+        fields["w"] = clock.wall()
+        fields["q"] = int(clock.synced)
+        fields["k"] = kind
+        seq = self.journal.append(fields)
         if self.on_record is not None:
             self.on_record()
         return seq
@@ -134,8 +121,8 @@ class Handheld:
         # The old mode's objects go before its code is dropped.
         self.bagging = b = None
         del self.current
-        _unload(old)
-        _unload("signing")
+        lazy.drop("app." + old)
+        lazy.drop("app.signing")
         gc.collect()
         self.current = self._enter()
         self.current.home()

@@ -1,9 +1,11 @@
 """GM65 / GM861 barcode module on a UART stream: CR-terminated codes; command frames are
-built by drivers/gm65_frames.py, imported only by a board that sends them."""
+built by drivers/gm65_frames.py, loaded only while one is built."""
 
 import asyncio
 import time
 from micropython import const
+
+import lazy
 
 _REPLY_HEAD = const(0x02)  # replies: 02 00 00 <len> <data...> <crc hi> <crc lo>
 _CR = const(0x0D)
@@ -12,6 +14,7 @@ _FIRST_PRINTABLE = const(0x20)
 _LAST_PRINTABLE = const(0x7E)
 _CHUNK = const(16)
 _CONFIG_GAP_MS = const(50)
+_FRAMES = const("drivers.gm65_frames")  # loaded only while a frame is built
 
 
 class BadBarcode(ValueError):
@@ -48,17 +51,13 @@ class GM65:
 
     def trigger(self):
         """Start one read (the module must be in command-triggered mode)."""
-        from drivers.gm65_frames import trigger_frame
-
-        self._send(trigger_frame())
+        self._send(lazy.call(_FRAMES, "trigger_frame"))
 
     async def configure(self):
         """Output on the serial port, saved to the module's flash."""
-        from drivers.gm65_frames import save_frame, serial_output_frame
-
-        self._send(serial_output_frame())
+        self._send(lazy.call(_FRAMES, "serial_output_frame"))
         await asyncio.sleep_ms(_CONFIG_GAP_MS)
-        self._send(save_frame())
+        self._send(lazy.call(_FRAMES, "save_frame"))
 
     async def _byte(self):
         while self._chunk_pos >= self._chunk_len:

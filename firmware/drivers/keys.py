@@ -30,8 +30,11 @@ class Keys:
         """Sample every key once; queue the names of keys that became pressed."""
         down = self._down
         count = self._count
-        for i, pin in enumerate(self._pins):
-            level = 1 if (pin() == 0) == self.active_low else 0
+        pins = self._pins
+        # Indexes, not enumerate(): this runs every period_ms, and enumerate allocates an
+        # iterator and a tuple per key each time.
+        for i in range(len(pins)):
+            level = 1 if (pins[i]() == 0) == self.active_low else 0
             if level == down[i]:
                 count[i] = 0
                 continue

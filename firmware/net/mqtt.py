@@ -13,6 +13,8 @@ import time
 
 from micropython import const
 
+import lazy
+
 # Fixed-header first bytes (MQTT 3.1.1 §2.2).
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -31,6 +33,8 @@ _VARINT_MAX_BYTES = const(4)  # §2.2.3
 
 _PINGREQ_PKT = const(b"\xc0\x00")
 _DISCONNECT_PKT = const(b"\xe0\x00")
+# Settings check, CONNECT packet, TLS context, CONNACK texts: loaded only while they run.
+_SETUP = const("net.mqtt_setup")
 
 
 class MQTTError(Exception):
@@ -41,8 +45,10 @@ class MQTTClient:
     def __init__(self, config, on_message=None, on_state=None):
         # Checking the settings and encoding CONNECT run once: that code lives in
         # net/mqtt_setup.py, loaded for the call and dropped again (the heap is ~100 KB).
-        cfg = _setup("settings", config)
-        self._connect_pkt = _setup("connect_packet", cfg)
+        cfg = lazy.call(_SETUP, "settings", config)
+        self._connect_pkt = lazy.call(_SETUP, "connect_packet", cfg)
+        for key in ("client_id", "user", "password", "will"):
+            del cfg[key]  # in the CONNECT packet, which is kept; nothing else reads them
         window = cfg["window"]
         self._cfg = cfg
         self._ssl = None
@@ -247,7 +253,7 @@ class MQTTClient:
         cfg = self._cfg
         if cfg["tls"]:
             if self._ssl is None:
-                self._ssl = _setup("tls_context", cfg["ca"])
+                self._ssl = lazy.call(_SETUP, "tls_context", cfg["ca"])
             s, _ = await asyncio.open_connection(
                 cfg["host"], cfg["port"], ssl=self._ssl, server_hostname=cfg["host"]
             )
@@ -260,7 +266,7 @@ class MQTTClient:
             raise MQTTError("expected CONNACK")
         code = self._rx[1]
         if code:
-            raise MQTTError(_setup("refusal", code))
+            raise MQTTError(lazy.call(_SETUP, "refusal", code))
 
     async def _online(self):
         self._epoch += 1
@@ -532,20 +538,6 @@ async def _fill(s, mv, n):
         if not k:
             raise OSError("connection closed by broker")
         got += k
-
-
-def _setup(step, *args):
-    """net/mqtt_setup.<step>(*args): the module is forgotten again afterwards, so the
-    collector takes its bytecode back."""
-    import net.mqtt_setup
-
-    try:
-        return getattr(net.mqtt_setup, step)(*args)
-    finally:
-        sys.modules.pop("net.mqtt_setup", None)
-        pkg = sys.modules.get("net")
-        if pkg is not None and "mqtt_setup" in pkg.__dict__:
-            delattr(pkg, "mqtt_setup")
 
 
 def _describe(e):

