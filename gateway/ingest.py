@@ -194,19 +194,15 @@ class Ingest:
         first = self._inbox.get()
         if first is _STOP or first is _RESTART:
             return first
+        # Sleep, then take what came: waking for each message as it arrives would make this
+        # thread and paho's network thread hand the interpreter lock back and forth.
+        time.sleep(BATCH_WAIT)
         batch = [first]
-        deadline = time.monotonic() + BATCH_WAIT
         while len(batch) < BATCH_MAX:
             try:
                 msg = self._inbox.get_nowait()
             except queue.Empty:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    msg = self._inbox.get(timeout=timeout)
-                except queue.Empty:
-                    break
+                break
             if msg is _STOP or msg is _RESTART:
                 self._inbox.put(msg)  # after this batch
                 break
@@ -233,6 +229,12 @@ class Ingest:
                 self._inbox.put(_RESTART)
                 self._store_ready.wait()
                 continue
+            # Answers that wait are taken together: one ack per device for all of them.
+            while self._from_store.poll(0):
+                more_ids, more_acks = self._from_store.recv()
+                batch_ids += more_ids
+                for device_id, seq in more_acks.items():
+                    acks[device_id] = max(seq, acks.get(device_id, 0))
             self._acknowledge(batch_ids, acks)
 
     def _acknowledge(self, batch_ids: list[int], acks: dict[str, int]) -> None:

@@ -35,9 +35,13 @@ log = logging.getLogger("gateway.ingest_store")  # also when run as __main__
 
 BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
-# still more than storing it; the acknowledgement must not wait for it under load, so
-# applying gets time slices.
-INLINE_RECORDS = 100  # a batch this small is applied whole before its commit and ack
+# four times the cost of storing it. Up to a fleet's steady load each batch is applied
+# before its commit, so what was acknowledged is on the admin page. Above it (a fleet
+# reconnecting, backlogs draining) applying inline would take a whole core from storing and,
+# on one box, from the broker: the acknowledgement goes first and applying gets time slices.
+INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
+RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
+INLINE_RECORDS = 100  # records of a batch applied whole before its commit and ack
 INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack of a larger one
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
 APPLY_SHARE = 0.2  # of the time while messages flow (~2,500 records/s: the bags keep up with
@@ -76,6 +80,8 @@ class Store:
         # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
         self._topics: dict[str, tuple[str, str]] = {}
         self._flowing_at = 0.0  # when the last batch was answered
+        self._window = (0.0, 0)  # (start, records) of the arriving rate's window
+        self._flooded = False  # more than INLINE_RATE arrived in the last full window
         self._apply_at = 0.0  # while messages flow: when applying may run next
 
     def serve(self, batches: Connection, answers: Connection) -> None:
@@ -209,16 +215,17 @@ class Store:
             else:
                 statuses[device_id] = body
         count = sum(len(r) for r in records.values())
+        self._count_arriving(count)
         while True:
             now = datetime.now(UTC)
             try:
                 with db.transaction(self.app) as session:
                     acks = self.ledger.store(session, records, statuses, now)
                     # A device whose bags are up to date gets this batch applied before its
-                    # ack (what it acknowledged is on the admin page); one that lags waits
-                    # for its turn, in order.
+                    # ack (what it acknowledged is on the admin page) unless records flood
+                    # in; one that lags waits for its turn, in order.
                     caught_up = set(records) - self._lagging
-                    if caught_up:
+                    if caught_up and not self._flooded:
                         small = sum(len(records[d]) for d in caught_up) <= INLINE_RECORDS
                         until = 0 if small else time.monotonic() + INLINE_APPLY
                         self.ledger.apply(session, caught_up, until=until)
@@ -235,6 +242,15 @@ class Store:
                 self.ledger.forget()
                 log.exception("batch of %d messages not storable", len(messages))
                 return _POISON
+
+    def _count_arriving(self, records: int) -> None:
+        start, seen = self._window
+        now = time.monotonic()
+        if now - start < RATE_WINDOW:
+            self._window = (start, seen + records)
+        else:
+            self._flooded = seen > INLINE_RATE * (now - start)
+            self._window = (now, records)
 
     def _apply(self, seconds: float) -> None:
         try:

@@ -22,7 +22,7 @@ reconnecting) is stored and acknowledged at full speed and applied right behind 
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -37,6 +37,11 @@ from gateway.models import Device, Record
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW_LIMIT_S = 120  # a device clock further off than this is flagged on the admin page
+# A synced anchor is renewed at most this often (ticks, ms): a device's tick count and wall
+# clock run from the same crystal, so a minute-old anchor places a record as well as a new
+# one, and a device row is not rewritten for every batch it sends.
+ANCHOR_RENEW_MS = 60_000
+LAST_SEEN_STEP = timedelta(seconds=1)  # devices.last_seen is written at most this often
 QUARANTINE_KEPT = 50  # seqs listed in the device status; the count keeps growing
 _HALF_TICKS = wire.TICKS_PERIOD // 2
 _ANCHORS_KEPT = 4  # boots whose clock anchor we remember
@@ -67,8 +72,9 @@ def learn_anchor(anchors: dict, boot: int, ticks: int, epoch: float, source: str
     """
     key = str(boot)
     old = anchors.get(key)
-    if source == "rx" and old and old[2] == "rec":
-        return
+    if old and old[2] == "rec":
+        if source == "rx" or abs(ticks_diff(ticks, old[0])) < ANCHOR_RENEW_MS:
+            return
     anchors[key] = [ticks, epoch, source]
     if len(anchors) > _ANCHORS_KEPT:
         for stale in sorted(anchors, key=int)[: len(anchors) - _ANCHORS_KEPT]:
@@ -139,9 +145,9 @@ class Ledger:
             anchors = _anchors(device)
             if device.id in statuses:
                 _take_status(status, anchors, statuses[device.id], received_at)
-            device.last_seen = received_at
-            if device.id in statuses:
                 device.online = statuses[device.id]["online"]
+            if device.last_seen is None or received_at - device.last_seen >= LAST_SEEN_STEP:
+                device.last_seen = received_at
             recs = records.get(device.id)
             frontier = self._frontier(session, device)
             if recs:
@@ -149,7 +155,8 @@ class Ledger:
                 rows.extend(fresh)
                 frontier = self._advance(session, device.id, frontier, [r["seq"] for r in fresh])
             status["anchors"] = anchors
-            device.status = status
+            if status != device.status:  # an unchanged row is not written again
+                device.status = status
             acks[device.id] = frontier
         if rows:
             # A Core insert on the table: the ORM's bulk path costs more per row than the
