@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -98,15 +99,20 @@ def count_only(args) -> float:
     time.sleep(0.5)
     ids = [f"hh-{i:04d}" for i in range(args.devices)]
     go, ps = _run_publishers(broker.port, ids, args.records_per_device, args.per_message)
+    me = psutil.Process()
+    cpu_before = me.cpu_times()
     start = time.monotonic()
     go.set()
     done.wait(300)
+    cpu_after = me.cpu_times()
     for p in ps:
         p.join()
     sub.loop_stop()
     broker.stop()
     rate = got[0] / (last[0] - start) if done.is_set() else 0.0
+    cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])
     print(f"count-only subscriber: {got[0]} records, {rate:,.0f} records/s")
+    print(f"  its processor time: {cpu:.2f} s ({cpu / max(got[0], 1) * 1e6:.0f} us/record)")
     return rate
 
 
@@ -122,6 +128,17 @@ def _count(db: str) -> int:
         return conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
 
+def _cpu_seconds(pid: int) -> dict[str, float]:
+    """Processor seconds used so far by a gateway and each of its child processes."""
+    main = psutil.Process(pid)
+    used = {}
+    for proc in [main, *main.children(recursive=True)]:
+        times = proc.cpu_times()
+        name = "store" if "ingest_store" in " ".join(proc.cmdline()) else "mqtt side"
+        used[name] = used.get(name, 0.0) + times.user + times.system
+    return used
+
+
 def end_to_end(args, tmp: Path) -> tuple[float, float]:
     broker, gw = _stack(tmp)
     db = gw.db_url.removeprefix("sqlite:///")
@@ -130,6 +147,7 @@ def end_to_end(args, tmp: Path) -> tuple[float, float]:
         assert gw.api("POST", "/api/devices", {"device_id": device_id})[0] == 201
     total = len(ids) * args.records_per_device
     go, ps = _run_publishers(broker.port, ids, args.records_per_device, args.per_message)
+    cpu_before = _cpu_seconds(gw.proc.pid)
     start = time.monotonic()
     go.set()
     n = 0
@@ -139,6 +157,7 @@ def end_to_end(args, tmp: Path) -> tuple[float, float]:
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - start
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds(gw.proc.pid).items()}
     for p in ps:
         p.join()
     with sqlite3.connect(db) as conn:
@@ -146,6 +165,10 @@ def end_to_end(args, tmp: Path) -> tuple[float, float]:
     rate = n / elapsed
     print(f"end to end: {n} records committed in {elapsed:.2f} s = {rate:,.0f} records/s")
     print(f"  applied to bags when the last was committed: {applied} of {total}")
+    print(
+        "  gateway processor time until then: "
+        + ", ".join(f"{k} {v:.2f} s ({v / n * 1e6:.0f} us/record)" for k, v in sorted(cpu.items()))
+    )
     while applied < total and time.monotonic() - start < 600:
         time.sleep(0.1)
         with sqlite3.connect(db, timeout=30) as conn:
