@@ -44,8 +44,11 @@ RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
 INLINE_RECORDS = 100  # records of a batch applied whole before its commit and ack
 INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack of a larger one
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
-APPLY_SHARE = 0.2  # of the time while messages flow (~2,500 records/s: the bags keep up with
-# a fleet's steady load and lag only behind a backlog)
+# Shares of the time applying gets while messages flow, for devices that lag: at a steady
+# load half (~6,000 records/s: bags that fell behind a flood catch up while the fleet keeps
+# scanning); during a flood a tenth (~1,200 records/s), the rest goes to acknowledging it.
+APPLY_SHARE = 0.5
+APPLY_SHARE_FLOODED = 0.1
 QUIET = 0.2  # seconds without a batch: messages have paused, apply flat out
 APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
@@ -123,7 +126,8 @@ class Store:
             self._apply(APPLY_IDLE)
         elif now >= self._apply_at:
             self._apply(APPLY_BUSY)
-            self._apply_at = time.monotonic() + APPLY_BUSY * (1 - APPLY_SHARE) / APPLY_SHARE
+            share = APPLY_SHARE_FLOODED if self._flooded else APPLY_SHARE
+            self._apply_at = time.monotonic() + APPLY_BUSY * (1 - share) / share
 
     def _take(self, batches: Connection) -> tuple[list[int], list[Message], bool]:
         """Every batch waiting in the pipe, up to BATCH_MAX messages: under load one
