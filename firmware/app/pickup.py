@@ -1,16 +1,19 @@
 # Courier pickup at the seller's door (domain.md, "Pickup and handover"): the driver signs in
 # with badge + PIN, scans each bag label (that scan's time is the bag's legal pickup time),
 # may refuse a bag with one of the manual's reasons, and closes a signed handover.
-# Loaded only while the mode is pickup (app/workflow.py).
+# Loaded only while the mode is pickup (app/workflow.py); app/signing.py only while a PIN
+# is tried or a handover signed.
 from micropython import const
 
-from app import clock, signing, store, wire
+import lazy
+from app import clock, store, wire
 
 _MIN_PIN = const(4)  # gateway/drivers.py: a PIN is 4-12 digits
 _MAX_PIN = const(12)
 # A handover record lists its bags and must fit one journal frame (2 KB): 100 bag numbers
 # of 12 characters leave room for the other fields.
 _MAX_BAGS = const(100)
+_SIGNING = const("app.signing")
 
 
 class Pickup:
@@ -144,10 +147,11 @@ class Pickup:
         """Keys enter one digit at a time and the PIN is tried from the 4th digit on;
         a scanned PIN: code is tried whole."""
         good = pin.isdigit() and _MIN_PIN <= len(pin) <= _MAX_PIN
-        if good and signing.pin_ok(self.driver, pin):
+        key = lazy.call(_SIGNING, "unlock", self.driver, pin) if good else None
+        if key is not None:
             if not self.hh.journal_ok("signin", drv=self.driver["id"]):
                 return
-            self.key = signing.unwrap_key(self.driver, pin)
+            self.key = key
             self.pin = ""
             self.step = "bags"
             self.home("ok", "signed in")
@@ -176,8 +180,7 @@ class Pickup:
         hid = "%s-%d" % (hh.settings["device_id"], serial)
         day = clock.local_date()
         d = self.driver
-        message = signing.handover_message(day, (sid, sname), self.bags, d)
-        sig = signing.sign(self.key, message)
+        sig = lazy.call(_SIGNING, "signature", self.key, day, (sid, sname), self.bags, d)
         n = len(self.bags)
         if not hh.journal_ok(
             "handover", hid=hid, drv=d["id"], seller=sid, date=day, bags=self.bags, sig=sig

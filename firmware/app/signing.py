@@ -2,6 +2,7 @@
 # device (docs/firmware.md, "Driver key"). MicroPython has no hmac module: RFC 2104 is two
 # sha256 passes. The message must match gateway/domain/receipts.py handover_message byte
 # for byte; tests/firmware/test_handheld_pickup.py checks it against the gateway's verifier.
+# app/pickup.py loads this only for unlock() and signature() (lazy.call).
 import binascii
 import hashlib
 
@@ -27,6 +28,16 @@ def unwrap_key(driver, pin):
     pad = hashlib.sha256(salt + b"key" + pin.encode()).digest()
     wrapped = bytes.fromhex(driver["key"])
     return bytes(wrapped[i] ^ pad[i] for i in range(len(pad)))
+
+
+def unlock(driver, pin):
+    """The driver's key if pin is theirs, else None."""
+    return unwrap_key(driver, pin) if pin_ok(driver, pin) else None
+
+
+def signature(key, date, seller, bags, driver):
+    """The handover's sig: sign(key, handover_message(date, seller, bags, driver))."""
+    return sign(key, handover_message(date, seller, bags, driver))
 
 
 def _escape(value):

@@ -12,6 +12,11 @@ from app.parcels import FlashIndex, RecentParcels, parse_parcel
 from micropython import const
 
 _MODES = const(("bagging", "pickup", "hub"))
+TYPE_CHECKING = False  # True for pyright only: the modes' types, not loaded at run time
+if TYPE_CHECKING:
+    from app.bagging import Bagging
+    from app.hub import Hub
+    from app.pickup import Pickup
 
 
 class Handheld:
@@ -38,7 +43,7 @@ class Handheld:
         # the open bag in the other modes, and bagging resumes from it without the journal.
         self.left_bag = None
         self.bagging = None
-        self.current = self._enter()
+        self.current: Bagging | Pickup | Hub = self._enter()
 
     # --- configuration -----------------------------------------------------------------
 
@@ -108,22 +113,28 @@ class Handheld:
 
     def on_key(self, key):
         if key == "mode":
-            self._next_mode()
+            # Two calls: the collector scans the stack conservatively, and the frame that
+            # let go of the old mode may still hold a pointer to it in a register.
+            self._leave()
+            self._arrive()
         else:
             self.current.on_key(key)
 
-    def _next_mode(self):
+    def _leave(self):
+        """Drop the current mode: first its objects, then its code."""
         old = self.mode
         self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
         b = self.bagging
         if b is not None:
             self.left_bag = (b.bag, b.n, b.fm49, b.other, b.size, b.dims, b.next_serial)
-        # The old mode's objects go before its code is dropped.
+        # Set to None, not deleted: a deleted attribute keeps its value in the instance's
+        # table until the slot is reused (py/map.c), which kept the old mode's code in RAM.
         self.bagging = b = None
-        del self.current
+        self.current = None  # pyright: ignore[reportAttributeAccessIssue] - until _arrive
         lazy.drop("app." + old)
-        lazy.drop("app.signing")
-        gc.collect()
+
+    def _arrive(self):
+        gc.collect()  # the old mode's code is free now, before the next one loads
         self.current = self._enter()
         self.current.home()
 
