@@ -50,7 +50,7 @@ class Bagging:
             elif rec.get("bag") != self.bag or self.bag is None:
                 continue
             elif kind == "parcel":
-                self._add(rec["trk"])
+                self._add(rec["trk"], hh.parcel_facts(rec["trk"]))
             elif kind == "parcel_remove":
                 self._remove(rec["trk"])
             elif kind == "bag_close":
@@ -73,8 +73,7 @@ class Bagging:
             at = self.fps.find(needle, at + 1, 4 * self.n)
         return at // 4 if at >= 0 else -1
 
-    def _count_hub(self, trk, step):
-        facts = self.hh.parcel_facts(trk)
+    def _count_hub(self, facts, step):
         if facts is None:
             return  # unknown to the cache: its hub does not count for FM49_MIX
         if facts[1] == rules.FM49:
@@ -82,10 +81,11 @@ class Bagging:
         else:
             self.other += step
 
-    def _add(self, trk):
+    def _add(self, trk, facts):
+        """Put trk, with its cache facts (parcel_facts), into the open bag."""
         struct.pack_into(_FP, self.fps, 4 * self.n, fingerprint(trk))
         self.n += 1
-        self._count_hub(trk, 1)
+        self._count_hub(facts, 1)
 
     def _remove(self, trk):
         i = self._find(fingerprint(trk))
@@ -94,7 +94,7 @@ class Bagging:
         fps = self.fps
         fps[4 * i : 4 * (self.n - 1)] = fps[4 * (i + 1) : 4 * self.n]
         self.n -= 1
-        self._count_hub(trk, -1)
+        self._count_hub(self.hh.parcel_facts(trk), -1)
 
     def _records(self, after):
         """The journal's records after seq `after`, one page in RAM at a time."""
@@ -204,14 +204,14 @@ class Bagging:
 
     # --- the rules -------------------------------------------------------------------------
 
-    def _refusal(self, trk, fp):
-        """The first rule that refuses trk, in bag_rules.RULES order, or None."""
+    def _refusal(self, fp, facts):
+        """The first rule that refuses the parcel with fingerprint fp and cache facts
+        (parcel_facts), in bag_rules.RULES order, or None."""
         if self._find(fp) >= 0:
             return rules.DUPLICATE
         if self.recent.contains(fp):
             return rules.IN_OTHER_BAG
         settings = self.hh.settings
-        facts = self.hh.parcel_facts(trk)
         if facts is None:
             # Unknown to the cache: the setting decides (manual: "not RTS, or data error").
             if settings.get("unknown_parcel") == "refuse":
@@ -248,7 +248,9 @@ class Bagging:
 
     def _scan_parcel(self, trk):
         fp = fingerprint(trk)
-        code = self._refusal(trk, fp)
+        # Read from flash once a scan: the rules and the FM-49 counts both need them.
+        facts = self.hh.parcel_facts(trk)
+        code = self._refusal(fp, facts)
         if code:
             self.hh.ui.refuse(self.bag or "BAGGING", code, trk)
             return
@@ -269,7 +271,7 @@ class Bagging:
             self.next_serial += 1
         if not hh.journal_ok("parcel", bag=self.bag, trk=trk):
             return
-        self._add(trk)
+        self._add(trk, facts)
         self._show(trk, "ok")
 
     def _close(self):

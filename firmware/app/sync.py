@@ -69,7 +69,7 @@ class Sync:
         self._status_due = True
         client.on_message = self._on_message
         client.on_state = self._on_state
-        handheld.on_record = self._wake.set
+        handheld.on_record = self._on_record
 
     async def run(self):
         self.client.subscribe(self.ack_topic, 1)
@@ -147,6 +147,12 @@ class Sync:
             return 0
         buf[end : end + close] = wire.EVENTS_CLOSE
         return end + close
+
+    def _on_record(self):
+        # Offline, the connection's on_state wakes the drain: a wake-up per scan would only
+        # allocate a new wait in the heap that scanning fragments.
+        if self.client.connected:
+            self._wake.set()
 
     def _on_state(self, connected):
         if connected:
