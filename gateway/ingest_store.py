@@ -6,8 +6,8 @@ batches are stored in one transaction, and each batch is answered with the ackno
 per device only after the commit. The MQTT side sends nothing for a batch before its answer,
 so a crash here before the commit makes the broker and the device send it again. Garbage is
 logged and counted, never stored and never fatal. Stored records are applied to the bag
-registry in each device's order (gateway/ledger.py): in the same transaction for a small
-batch, right behind the acknowledgements while a backlog drains.
+registry in each device's order (gateway/ledger.py): at a steady load mostly in the batch's
+own transaction, under a flood right behind the acknowledgements.
 
 A process of its own, so that storing does not share one interpreter lock with paho's network
 thread: with both in one process the gateway reached about 0.6 of the rate a bare paho
@@ -41,8 +41,11 @@ BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # on one box, from the broker: the acknowledgement goes first and applying gets time slices.
 INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
 RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
-INLINE_RECORDS = 100  # records of a batch applied whole before its commit and ack
-INLINE_APPLY = 0.005  # seconds of applying before the commit and the ack of a larger one
+# Seconds of applying before a batch's commit and ack. Applying a device's run has a fixed
+# cost (savepoint, the registry's prefetch: ~2-3 ms), so a batch touching many devices is not
+# applied whole: at a steady 1,000 records/s from 20 devices that made the median publish ->
+# ack 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
+INLINE_APPLY = 0.005
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
 # Shares of the time applying gets while messages flow, for devices that lag: at a steady
 # load half (~6,000 records/s: bags that fell behind a flood catch up while the fleet keeps
@@ -230,8 +233,7 @@ class Store:
                     # in; one that lags waits for its turn, in order.
                     caught_up = set(records) - self._lagging
                     if caught_up and not self._flooded:
-                        small = sum(len(records[d]) for d in caught_up) <= INLINE_RECORDS
-                        until = 0 if small else time.monotonic() + INLINE_APPLY
+                        until = time.monotonic() + INLINE_APPLY
                         self.ledger.apply(session, caught_up, until=until)
                         caught_up = self._still_behind(session, caught_up)
                 self._lagging |= caught_up

@@ -15,6 +15,7 @@ def bag_a_few_parcels(hh, parcels, grams):
 def check_bag_arrived(gateway, hh, bag_no, parcels, grams):
     state = hh.wait_synced()
     assert state["journal_depth"] == 0
+    gateway.wait_applied()
     status, bag = gateway.api("GET", f"/api/bags/{bag_no}")
     assert status == 200
     assert bag["parcels"] == parcels

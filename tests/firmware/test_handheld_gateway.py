@@ -15,6 +15,7 @@ def test_refused_parcels_never_appear_in_the_gateways_bag(gateway, handhelds):
     ctl.key("ok")
     bag_no = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
     ctl.wait_synced()
+    gateway.wait_applied()
     status, bag = gateway.api("GET", f"/api/bags/{bag_no}")
     assert status == 200
     assert bag["parcels"] == ["LZ200000001CN"]

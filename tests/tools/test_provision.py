@@ -100,6 +100,7 @@ def test_a_handheld_running_on_the_provisioned_config_reaches_the_gateway(
     hh.key("ok")
     bag_no = hh.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
     hh.wait_synced()
+    gateway.wait_applied()
     status, bag = gateway.api("GET", f"/api/bags/{bag_no}")
     assert status == 200 and bag["parcels"] == ["LZ555000001CN"]
     assert bag["device_id"] == "hh-prov"
