@@ -1,21 +1,15 @@
-# Wires the board, the journal, the workflow and the sync into one asyncio program.
-# One task per concern: scanner, keys, scale, sync; a global handler keeps the device alive.
+# Runs the handheld as one asyncio program once app/boot.py has wired the board, the
+# journal, the workflow and the sync: one task per concern (scanner, keys, scale, sync);
+# a global handler keeps the device alive.
 import asyncio
 import gc
-import json
 import sys
 
 from micropython import const
 
 import lazy
-from app import clock, store
-from app.journal import Journal
-from app.sync import Sync
-from app.ui import Ui
-from app.workflow import Handheld
 from drivers.gm65 import BadBarcode
 from drivers.scale import ScaleError
-from net.mqtt import MQTTClient
 
 _FIRMWARE_VERSION = const("0.2.0")
 _WEIGHT_STEP_G = const(5)
@@ -71,37 +65,9 @@ async def start(board):
     asyncio.get_event_loop().set_exception_handler(
         lambda loop, context: print("error:", context.get("message"), context.get("exception"))
     )
-    ticks_start = getattr(board, "ticks_start", None)  # the simulated board's test hook
-    if ticks_start is not None:
-        clock.start_ticks_at(ticks_start)
-    storage = board.storage
-    raw = store.read_or(storage + "/config.json")
-    if raw is None:
-        raise OSError("no config.json in " + storage + ": provision the device first")
-    settings = json.loads(raw)
-    # This frame lives as long as the device: the file's bytes (a provisioning file may
-    # carry a parcel cache) must not.
-    del raw
-    path = storage + "/boot"
-    try:
-        boot = int(store.read_or(path, b"0")) + 1
-    except ValueError:  # unreadable counter: boot ids only label records, seqs identify them
-        boot = 1
-    store.write_atomic(path, str(boot).encode())
-    # Collections between the start-up steps keep the long-lived objects packed together,
-    # so the heap does not fragment around the garbage of recovery (~100 KB heaps).
-    gc.collect()
-    journal = Journal(storage + "/journal")
-    gc.collect()
-    handheld = Handheld(Ui(board), journal, settings, boot, storage)
-    gc.collect()
-    client = MQTTClient(Sync.client_config(settings))
-    sync = Sync(client, journal, handheld, _FIRMWARE_VERSION, board)
-    board.state_provider = lambda: dict(handheld.state(), connected=client.connected)
-    await board.start()
-    handheld.home()
-    gc.collect()
-    await board.net_up(settings.get("wifi"))
+    sync = await lazy.call("app.boot", "start", board, _FIRMWARE_VERSION)
+    handheld = sync.handheld
+    gc.collect()  # app/boot.py's code is gone now
     asyncio.create_task(scanner_task(board, handheld))
     asyncio.create_task(keys_task(board, handheld))
     asyncio.create_task(scale_task(board, handheld))

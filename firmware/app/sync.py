@@ -148,6 +148,12 @@ class Sync:
         buf[end : end + close] = wire.EVENTS_CLOSE
         return end + close
 
+    def state(self):
+        """What the simulator's control channel reports: the workflow's state and the link."""
+        st = self.handheld.state()
+        st["connected"] = self.client.connected
+        return st
+
     def _on_record(self):
         # Offline, the connection's on_state wakes the drain: a wake-up per scan would only
         # allocate a new wait in the heap that scanning fragments.
