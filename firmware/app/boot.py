@@ -30,13 +30,15 @@ async def start(board, firmware_version):
         boot = 1
     store.write_atomic(path, str(boot).encode())
     # Collections between the start-up steps keep the long-lived objects packed together,
-    # so the heap does not fragment around the garbage of recovery (~100 KB heaps).
+    # so the heap does not fragment around the garbage of recovery (~100 KB heaps). The
+    # MQTT client comes first: its packet buffer is the largest block the device keeps.
+    gc.collect()
+    client = MQTTClient(Sync.client_config(settings))
     gc.collect()
     journal = Journal(storage + "/journal")
     gc.collect()
     handheld = Handheld(Ui(board), journal, settings, boot, storage)
     gc.collect()
-    client = MQTTClient(Sync.client_config(settings))
     sync = Sync(client, journal, handheld, firmware_version, board)
     board.state_provider = sync.state
     await board.start()
