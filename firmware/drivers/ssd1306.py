@@ -107,10 +107,12 @@ class Display:
         panel = self.panel
         panel.fill(0)
         shown = []
-        for i, line in enumerate(lines):
-            if i >= _LINES:
-                break
-            line = str(line)[:_COLUMNS]
+        # Indexes and no slice of a line that fits: this runs for every scan, and enumerate
+        # and slicing allocate.
+        for i in range(min(len(lines), _LINES)):
+            line = str(lines[i])
+            if len(line) > _COLUMNS:
+                line = line[:_COLUMNS]
             shown.append(line)
             panel.text(line, 0, i * 8, 1)
         panel.show()

@@ -33,6 +33,9 @@ _VARINT_MAX_BYTES = const(4)  # §2.2.3
 
 _PINGREQ_PKT = const(b"\xc0\x00")
 _DISCONNECT_PKT = const(b"\xe0\x00")
+# A packet the broker should not have sent (type, flags or length), named by its first
+# byte: one text for all, as every distinct text is a string kept in the heap.
+_BAD = const("broker sent a bad packet 0x%02x")
 # Settings check, CONNECT packet, TLS context, CONNACK texts: loaded only while they run.
 _SETUP = const("net.mqtt_setup")
 
@@ -455,7 +458,7 @@ class MQTTClient:
                 n = self._rlen
                 if kind == _PUBACK:
                     if n != 2:
-                        raise MQTTError("malformed PUBACK")
+                        raise MQTTError(_BAD % first)
                     pid = d[0] << 8 | d[1]
                     for i in range(len(self._pkt)):
                         if pid and self._pid[i] == pid and self._pkt[i] is not None:
@@ -465,10 +468,10 @@ class MQTTClient:
                 elif kind == _PUBLISH:
                     qos = (first >> 1) & 3
                     if qos > 1:
-                        raise MQTTError("QoS 2 PUBLISH not supported")
+                        raise MQTTError(_BAD % first)  # QoS 2 is not supported
                     end = 2 + (d[0] << 8 | d[1])
                     if end + 2 * qos > n:
-                        raise MQTTError("malformed PUBLISH")
+                        raise MQTTError(_BAD % first)
                     topic = str(d[2:end], "utf-8")
                     pid = 0
                     if qos:
@@ -490,7 +493,7 @@ class MQTTClient:
                     pass
                 elif kind == _SUBACK:
                     if n < 3:
-                        raise MQTTError("malformed SUBACK")
+                        raise MQTTError(_BAD % first)
                     pid = d[0] << 8 | d[1]
                     for sub in self._subs:
                         if sub[3] == pid:
@@ -498,7 +501,7 @@ class MQTTClient:
                             if d[2] == 0x80:  # §3.9.3: failure
                                 self.last_error = "subscribe refused: %s" % sub[0].decode()
                 else:
-                    raise MQTTError("unexpected packet type 0x%02x" % first)
+                    raise MQTTError(_BAD % first)
         except Exception as e:
             self._why = self._why or _describe(e)  # the first cause is the real one
 
