@@ -4,12 +4,22 @@
 import gc
 import json
 
-from app import clock, store
+from micropython import const
+
+from app import clock, store, wire
 from app.journal import Journal
 from app.sync import Sync
 from app.ui import Ui
 from app.workflow import Handheld
 from net.mqtt import MQTTClient
+
+# Journal payload per events message (wire.MAX_MESSAGE allows 16 KB): about 20 records, and
+# at least the largest record (journal _MAX_PAYLOAD). The journal reads a batch straight
+# into the MQTT client's packet buffer, kept for the whole boot: a backlog drains with no
+# large block allocated in a heap fragmented by scanning.
+_BATCH_BYTES = const(2048)
+# One batch in flight: each slot holds a packet buffer of a full batch for the whole boot.
+_WINDOW = const(1)
 
 
 async def start(board, firmware_version):
@@ -33,7 +43,7 @@ async def start(board, firmware_version):
     # so the heap does not fragment around the garbage of recovery (~100 KB heaps). The
     # MQTT client comes first: its packet buffer is the largest block the device keeps.
     gc.collect()
-    client = MQTTClient(Sync.client_config(settings))
+    client = MQTTClient(_client_config(settings))
     gc.collect()
     journal = Journal(storage + "/journal")
     gc.collect()
@@ -46,3 +56,31 @@ async def start(board, firmware_version):
     gc.collect()
     await board.net_up(settings.get("wifi"))
     return sync
+
+
+def _client_config(settings):
+    """The MQTT client's settings for the sync (net/mqtt.py, docs/mqtt-client.md)."""
+    mqtt = settings["mqtt"]
+    device_id = settings["device_id"]
+    return {
+        "host": mqtt["host"],
+        "port": mqtt["port"],
+        "client_id": "bagscan-" + device_id,
+        "user": mqtt["user"],
+        "password": mqtt["password"],
+        "tls": bool(mqtt.get("tls")),
+        "ca": mqtt.get("ca"),
+        "window": _WINDOW,
+        # A full batch's PUBLISH: fixed header (1 + up to 4), topic (2 + its bytes), id (2).
+        "slot_bytes": 9
+        + len(wire.topic(device_id, wire.EVENTS))
+        + len(wire.EVENTS_OPEN)
+        + _BATCH_BYTES
+        + len(wire.EVENTS_CLOSE),
+        "will": {
+            "topic": wire.topic(device_id, wire.STATUS),
+            "payload": b'{"v":1,"online":false}',
+            "retain": True,
+            "qos": 1,
+        },
+    }

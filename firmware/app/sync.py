@@ -10,13 +10,6 @@ from micropython import const
 
 from app import clock, wire
 
-# Journal payload per events message (wire.MAX_MESSAGE allows 16 KB): about 20 records, and
-# at least the largest record (journal _MAX_PAYLOAD). The journal reads a batch straight
-# into the MQTT client's packet buffer, kept for the whole boot: a backlog drains with no
-# large block allocated in a heap fragmented by scanning.
-_BATCH_BYTES = const(2048)
-# One batch in flight: each slot holds a packet buffer of a full batch for the whole boot.
-_WINDOW = const(1)
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)
@@ -24,33 +17,6 @@ _IDLE_WAIT_MS = const(500)
 
 
 class Sync:
-    @staticmethod
-    def client_config(settings):
-        mqtt = settings["mqtt"]
-        device_id = settings["device_id"]
-        return {
-            "host": mqtt["host"],
-            "port": mqtt["port"],
-            "client_id": "bagscan-" + device_id,
-            "user": mqtt["user"],
-            "password": mqtt["password"],
-            "tls": bool(mqtt.get("tls")),
-            "ca": mqtt.get("ca"),
-            "window": _WINDOW,
-            # A full batch's PUBLISH: fixed header (1 + up to 4), topic (2 + its bytes), id (2).
-            "slot_bytes": 9
-            + len(wire.topic(device_id, wire.EVENTS))
-            + len(wire.EVENTS_OPEN)
-            + _BATCH_BYTES
-            + len(wire.EVENTS_CLOSE),
-            "will": {
-                "topic": wire.topic(device_id, wire.STATUS),
-                "payload": b'{"v":1,"online":false}',
-                "retain": True,
-                "qos": 1,
-            },
-        }
-
     def __init__(self, client, journal, handheld, firmware_version, board):
         self.client = client
         self.journal = journal
@@ -138,7 +104,8 @@ class Sync:
             self.sent = j.last_seq
 
     def _batch(self, buf):
-        """Write the events message of the records after sent into buf; its length."""
+        """Write the events message of the records after sent into buf (the MQTT client's
+        slot, sized for app/boot.py's _BATCH_BYTES of records); its length."""
         start = len(wire.EVENTS_OPEN)
         close = len(wire.EVENTS_CLOSE)
         buf[:start] = wire.EVENTS_OPEN
