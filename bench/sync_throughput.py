@@ -195,6 +195,7 @@ def latency(args, tmp: Path) -> float:
         devs.append(dev.start())
     time.sleep(1.0)
     rate, seconds = 1000, args.latency_seconds
+    cpu_before = _cpu_seconds(gw.proc.pid)
     start = time.monotonic()
     for tick in range(seconds * 100):  # every 10 ms, 10 records over the 20 devices
         for k in range(10):
@@ -202,6 +203,8 @@ def latency(args, tmp: Path) -> float:
         time.sleep(max(0.0, start + (tick + 1) / 100 - time.monotonic()))
     for dev in devs:
         dev.wait_acked(30)
+    busy = time.monotonic() - start
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds(gw.proc.pid).items()}
     lat = []
     for dev in devs:
         for seq, sent in dev.publish_times.items():
@@ -217,6 +220,10 @@ def latency(args, tmp: Path) -> float:
     print(
         f"latency at {rate} records/s for {seconds} s: {len(lat)} messages, "
         f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
+    )
+    print(
+        "  gateway processor time: "
+        + ", ".join(f"{k} {v / busy:.0%} of a core" for k, v in sorted(cpu.items()))
     )
     return p99
 

@@ -41,11 +41,17 @@ def _groups(values: Iterable) -> Iterator[list]:
 
 
 class Batch:
-    """One device's run of records inside one transaction; the caller calls flush() at the end."""
+    """Runs of records inside one transaction, one device's run at a time (`device`); the
+    caller calls flush() at the end of each run."""
 
-    def __init__(self, session: Session, device: Device):
+    def __init__(self, session: Session, device: Device | None):
         self.session = session
         self.device = device
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop everything loaded and pending: after a savepoint rolled a run back, the dicts
+        may hold changes the database no longer has."""
         self._bags: dict[str, Bag | None] = {}  # bag_no -> bag, None: not in the database
         # bag id -> its members' tracking numbers in the order they were put in (BagParcel.id)
         self._members: dict[int, dict[str, None]] = {}

@@ -3,11 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bench.sync_device import record
+from firmware.app import wire
 from gateway import create_app, db, devices, registry
 from gateway.ledger import CLOCK_SKEW_LIMIT_S, Ledger, occurred_at, ticks_diff
-from gateway.models import Device, Record
+from gateway.models import Bag, BagParcel, Device, Record
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
@@ -105,3 +107,49 @@ def test_a_record_the_registry_cannot_apply_is_quarantined_not_blocking(app, mon
         assert device.applied_seq == 4
         assert devices.quarantined(device) == [2]
     assert ledger.quarantined == 1
+
+
+def test_a_run_that_fails_does_not_spoil_the_next_devices_run(app, monkeypatch):
+    """One apply prefetches for every device at once (gateway/ledger.py); a run rolled back
+    must leave nothing of itself in what the next device's run reads or writes."""
+    with db.transaction(app) as session:
+        devices.provision(session, "hh-2", 100)
+    with db.sessions(app)() as session:
+        bags = {d: wire.bag_number(session.get(Device, d).bag_range_lo) for d in ("hh-1", "hh-2")}
+    real = registry.apply
+    redone = []  # devices whose run was rolled back and applied again record by record
+
+    def flaky(session, device, rec):
+        if session.info.get(registry._BATCH) is None:
+            redone.append(device.id)
+        if device.id == "hh-1" and rec.seq == 3:
+            raise RuntimeError("registry bug")
+        real(session, device, rec)
+
+    monkeypatch.setattr(registry, "apply", flaky)
+    trk = "LZ{}{:08d}CN".format
+    recs = {
+        d: [record(1, "bag_open", bag=bag)]
+        + [record(s, bag=bag, trk=trk(d[-1], s)) for s in range(2, 6)]
+        for d, bag in bags.items()
+    }
+    ledger = Ledger()
+    with db.transaction(app) as session:
+        ledger.store(session, recs, {}, T0)
+        assert ledger.apply(session, list(bags)) == 10
+    assert set(redone) == {"hh-1"}
+    with db.sessions(app)() as session:
+        assert devices.quarantined(session.get(Device, "hh-1")) == [3]
+        members = {
+            bag_no: session.scalars(
+                select(BagParcel.tracking_no)
+                .join(Bag, Bag.id == BagParcel.bag_id)
+                .where(Bag.bag_no == bag_no)
+                .order_by(BagParcel.id)
+            ).all()
+            for bag_no in bags.values()
+        }
+    assert members == {
+        bags["hh-1"]: [trk("1", s) for s in (2, 4, 5)],
+        bags["hh-2"]: [trk("2", s) for s in (2, 3, 4, 5)],
+    }
