@@ -36,15 +36,16 @@ log = logging.getLogger("gateway.ingest_store")  # also when run as __main__
 BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
 # four times the cost of storing it. Up to a fleet's steady load each batch is applied
-# before its commit, so what was acknowledged is on the admin page. Above it (a fleet
-# reconnecting, backlogs draining) applying inline would take a whole core from storing and,
-# on one box, from the broker: the acknowledgement goes first and applying gets time slices.
+# before its commit (for up to INLINE_APPLY), so what was acknowledged is usually on the
+# admin page already. Above it (a fleet reconnecting, backlogs draining) applying inline
+# would take a whole core from storing and, on one box, from the broker: the acknowledgement
+# goes first and applying gets time slices.
 INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
 RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
 # Seconds of applying before a batch's commit and ack. Applying a device's run has a fixed
-# cost (savepoint, the registry's prefetch: ~2-3 ms), so a batch touching many devices is not
-# applied whole: at a steady 1,000 records/s from 20 devices that made the median publish ->
-# ack 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
+# cost (savepoints and flushes: ~1 ms), so a batch touching many devices is not applied
+# whole: at a steady 1,000 records/s from 20 devices that made the median publish -> ack
+# 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
 INLINE_APPLY = 0.005
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
 # Shares of the time applying gets while messages flow, for devices that lag: at a steady
