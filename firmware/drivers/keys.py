@@ -8,8 +8,8 @@ _QUEUE = const(4)
 
 class Keys:
     """pins: {name: callable returning the level}. A key changes state only after
-    `samples` equal readings in a row, sampled every period_ms (3 x 7 ms ~ 20 ms covers
-    the usual 5-10 ms contact bounce)."""
+    `samples` equal readings in a row, sampled every period_ms while it changes (3 x 7 ms
+    ~ 20 ms covers the usual 5-10 ms contact bounce), every 2 x period_ms while all rest."""
 
     def __init__(self, pins, active_low=True, samples=3, period_ms=7):
         self.names = tuple(pins)
@@ -27,7 +27,9 @@ class Keys:
         return bool(self._down[self.names.index(name)])
 
     def poll(self):
-        """Sample every key once; queue the names of keys that became pressed."""
+        """Sample every key once; queue the names of keys that became pressed. True while a
+        key is changing (being debounced)."""
+        changing = False
         down = self._down
         count = self._count
         pins = self._pins
@@ -39,6 +41,7 @@ class Keys:
                 count[i] = 0
                 continue
             count[i] += 1
+            changing = True
             if count[i] >= self.samples:
                 down[i] = level
                 count[i] = 0
@@ -46,6 +49,7 @@ class Keys:
                 if level and self._size < _QUEUE:
                     self._queue[(self._head + self._size) % _QUEUE] = self.names[i]
                     self._size += 1
+        return changing
 
     def pop(self):
         if not self._size:
@@ -58,8 +62,10 @@ class Keys:
     async def next(self):
         """The name of the next key pressed."""
         while not self._size:
-            self.poll()
+            changing = self.poll()
             if self._size:
                 break
-            await asyncio.sleep_ms(self.period_ms)
+            # Idle keys are sampled half as often: every wake-up of a task allocates (in
+            # asyncio), and a press lasts far longer than two periods.
+            await asyncio.sleep_ms(self.period_ms if changing else 2 * self.period_ms)
         return self.pop()

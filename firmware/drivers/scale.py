@@ -16,7 +16,9 @@ _NOT_CALIBRATED = const("SCALE_NOT_CALIBRATED")
 # Before calibration there is no counts-per-gram: judge stability in raw counts. A 100 kg
 # cell at 2 mV/V on a 3.3 V bridge gives about 28 counts/g at gain 128, so 500 is ~20 g.
 _UNCALIBRATED_TOLERANCE = const(500)
-_READY_POLL_MS = const(10)
+# Just over one conversion at 80 SPS (12.5 ms, datasheet "Output Data Rate"): a sample
+# usually takes one wait, and each wake-up of a task allocates (asyncio).
+_READY_POLL_MS = const(13)
 _READY_TIMEOUT_MS = const(500)
 
 
