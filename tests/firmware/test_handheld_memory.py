@@ -5,10 +5,11 @@ a full bag, a courier pickup with a signed handover and a hub arrival in one boo
 reconnect that drains a backlog of more than 1,000 records through Mosquitto to the gateway.
 A MemoryError anywhere shows up as a missing beep, a dead control channel or a stuck drain.
 
-The target is 100K for both (issue 3). Not met yet (docs/benchmarks.md, "Handheld
-firmware"): live heap after boot is ~97 KB on the 64-bit unix port; the smallest heaps that
-pass are 106K for the workload and 104K for the drain, and the defaults below keep a few KB
-of margin for a loaded machine.
+The target is 100K for both (issue 3). Not met reliably yet (docs/benchmarks.md, "Handheld
+firmware"): live heap after boot is ~95 KB on the 64-bit unix port with this config; both
+pass every time at 101K and about one run in three at 100K (the heap runs out at a random
+point in a few KB of small free blocks). The defaults below keep 4 KB of margin for a
+loaded machine.
 """
 
 import json
@@ -22,8 +23,8 @@ from test_handheld_pickup import PIN, driver_entry, next_beep, to_pickup
 from firmware.app import rules
 
 # BAGSCAN_MEMORY_TEST_HEAP overrides both, to measure margins.
-WORKLOAD_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "110K")  # smallest passing: 106K
-BACKLOG_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "110K")  # smallest passing: 104K
+WORKLOAD_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "105K")  # smallest passing: 101K
+BACKLOG_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "105K")  # smallest passing: 101K
 
 
 def bag_of(ctl, first, count, grams):
