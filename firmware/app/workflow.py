@@ -136,6 +136,7 @@ class Handheld:
     def _arrive(self):
         gc.collect()  # the old mode's code is free now, before the next one loads
         self.current = self._enter()
+        gc.collect()  # and what loading it left behind, before the mode's first input
         self.current.home()
 
     def _enter(self):
