@@ -6,10 +6,11 @@ reconnect that drains a backlog of more than 1,000 records through Mosquitto to 
 A MemoryError anywhere shows up as a missing beep, a dead control channel or a stuck drain.
 
 The target is 100K for both (issue 3). Not met reliably yet (docs/benchmarks.md, "Handheld
-firmware"): live heap after boot is ~95 KB on the 64-bit unix port with this config; both
-pass every time at 101K and about one run in three at 100K (the heap runs out at a random
-point in a few KB of small free blocks). The defaults below keep 4 KB of margin for a
-loaded machine.
+firmware"): live heap after boot is ~95 KB on the 64-bit unix port with this config; the
+workload passes every time at 101K and in about two runs of three at 100K, the drain every
+time at 102K and in about one run of three at 100K (the heap runs out at a random point
+with a few KB free in small pieces). The defaults below keep 4 KB of margin for a loaded
+machine.
 """
 
 import json
@@ -23,8 +24,8 @@ from test_handheld_pickup import PIN, driver_entry, next_beep, to_pickup
 from firmware.app import rules
 
 # BAGSCAN_MEMORY_TEST_HEAP overrides both, to measure margins.
-WORKLOAD_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "105K")  # smallest passing: 101K
-BACKLOG_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "105K")  # smallest passing: 101K
+WORKLOAD_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "105K")  # passes every time: 101K
+BACKLOG_HEAP = os.environ.get("BAGSCAN_MEMORY_TEST_HEAP", "106K")  # passes every time: 102K
 
 
 def bag_of(ctl, first, count, grams):
