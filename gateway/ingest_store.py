@@ -57,6 +57,10 @@ QUIET = 0.2  # seconds without a batch: messages have paused, apply flat out
 APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
 STATS_EVERY = 60.0  # seconds between counter log lines
+# Seconds between looks in the database for devices whose stored records nobody applies: an
+# instance killed after acknowledging a flood leaves such records behind, and in a shared
+# subscription those devices may never send to this instance.
+LAGGING_SCAN = 5.0
 TOPICS_KEPT = 20_000  # parsed topics remembered (two per device: events and status)
 _POISON = object()
 
@@ -95,7 +99,7 @@ class Store:
         """Answer batches (batch id, messages) with (batch ids, acks per device) until told
         to stop (None) or the MQTT side is gone."""
         self._find_lagging()
-        logged_at = time.monotonic()
+        logged_at = scanned_at = time.monotonic()
         try:
             while True:
                 if batches.poll(self._wait()):
@@ -107,6 +111,9 @@ class Store:
                         return
                 else:
                     self._check_parent()
+                if time.monotonic() - scanned_at > LAGGING_SCAN:
+                    scanned_at = time.monotonic()
+                    self._find_lagging()
                 if self._lagging:
                     self._apply_some()
                 if time.monotonic() - logged_at > STATS_EVERY:
@@ -274,7 +281,7 @@ class Store:
     def _find_lagging(self) -> None:
         try:
             with db.transaction(self.app) as session:
-                self._lagging = set(self.ledger.lagging(session))
+                self._lagging |= set(self.ledger.lagging(session))
         except Exception:  # noqa: BLE001
             log.exception("could not look for unapplied records")
 
