@@ -84,7 +84,7 @@ def mpremote() -> str:
 
 
 def device_config(host_config: dict, config_dir: Path) -> tuple[dict, Path | None]:
-    """The /data/config.json the firmware reads (app.main.start, app.sync.client_config),
+    """The /data/config.json the firmware reads at boot (app.boot: start, _client_config),
     and the CA file to copy: tools/provision writes mqtt.ca as a path on this computer."""
     try:
         cfg = {

@@ -73,7 +73,7 @@ def device_config(
     ca: Path | None = None,
     tls: bool = False,
 ) -> dict:
-    """The config in the shape the firmware reads (app.main.start, app.sync)."""
+    """The config in the shape the firmware reads at boot (app.boot)."""
     mqtt = dict(answer["mqtt"])
     if broker_host:
         mqtt["host"] = broker_host
