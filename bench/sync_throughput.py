@@ -243,7 +243,8 @@ def backlog(args, tmp: Path) -> float:
     broker, gw = _stack(tmp)
     status, _ = gw.api("POST", "/api/devices", {"device_id": "hh-back"})
     _warm_up(gw, broker)
-    # 4 KB batches (firmware/app/sync.py _BATCH_BYTES) hold about 40 parcel records.
+    # 4 KB batches of about 40 parcel records (the firmware now sends 2 KB ones: app/boot.py
+    # _BATCH_BYTES).
     dev = WireDevice("127.0.0.1", broker.port, "hh-back", batch=40, ahead=3000)
     dev.add_parcels(10_000)
     start = time.monotonic()

@@ -6,7 +6,11 @@ import sys
 
 
 def call(module, function, *args):
-    """module.function(*args), module (a dotted name) loaded for the call only."""
+    """module.function(*args), module (a dotted name) loaded for the call only.
+
+    For an async function this returns the coroutine, and the module is dropped before its
+    body runs: the caller collects after awaiting it (app/main.py does for app.boot).
+    """
     __import__(module)
     try:
         return getattr(sys.modules[module], function)(*args)

@@ -8,14 +8,14 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    seq across boots and compaction), so (device, seq) is at least as strict as
    (device, boot, seq) and lets one index decide "seen before?".
 2. `apply()` hands stored records to the bag registry strictly in sequence order, a run of
-   up to RUN records at a time under one savepoint and one registry prefetch
-   (`registry.batch`). If anything in the run raises, the savepoint is rolled back and the
+   up to RUN records at a time under one savepoint (`registry.batch`), with one registry
+   prefetch for the next records of every device of the call. If anything in the run raises, the savepoint is rolled back and the
    run applied again one record per savepoint, as before batching: a record the registry
    cannot apply is then quarantined (logged, listed in the device's status and skipped),
    so one bad record never blocks a device forever, and the others apply as if alone.
 
-At a steady load records are applied in the transaction that stores them, so an
-acknowledged record is already on the admin page; a flood (a device back after days
+At a steady load records are applied in the transaction that stores them, for up to a
+few ms, so an acknowledged record is usually on the admin page already; a flood (a device back after days
 offline, a fleet reconnecting) is stored and acknowledged at full speed and applied right
 behind it (gateway/ingest_store.py decides which).
 """
@@ -256,14 +256,11 @@ class Ledger:
             query = query.where(Device.id.in_(list(device_ids)))
         return list(session.scalars(query))
 
-    def apply(
-        self, session: Session, device_ids: Iterable[str], budget: int = 0, until: float = 0
-    ) -> int:
+    def apply(self, session: Session, device_ids: Iterable[str], until: float = 0) -> int:
         """Apply each device's stored records that follow its applied_seq, in order.
 
-        budget: at most this many records in all (0: no limit); until: stop at this
-        time.monotonic() (0: no limit), so acknowledgements never wait long. The caller
-        commits.
+        until: stop at this time.monotonic() (0: no limit), so acknowledgements never wait
+        long. The caller commits.
         """
         started = time.monotonic()
         ids = sorted(set(device_ids))
@@ -288,20 +285,17 @@ class Ledger:
                 continue
             applied = device.applied_seq
             while True:
-                limit = min(RUN, budget - done) if budget else RUN
-                if limit <= 0:
-                    break
                 # Read before the lock: another gateway may have applied some since.
-                rows = [r for r in ahead.pop(device_id, ()) if r.seq > applied][:limit]
-                more = not rows or len(rows) == limit  # what ahead held may not be all
+                rows = [r for r in ahead.pop(device_id, ()) if r.seq > applied]
+                more = not rows or len(rows) == RUN  # what ahead held may not be all
                 if not rows:
                     rows = session.execute(
                         select(*_APPLY_COLUMNS)
                         .where(Record.device_id == device_id, Record.seq > applied)
                         .order_by(Record.seq)
-                        .limit(limit)
+                        .limit(RUN)
                     ).all()
-                    more = len(rows) == limit
+                    more = len(rows) == RUN
                 run = []
                 for record in rows:
                     if record.seq != applied + len(run) + 1:

@@ -98,16 +98,15 @@ _BATCH = "bagscan.registry.batch"  # session.info key of the current run's Batch
 
 @contextmanager
 def batch(
-    session: Session, device: Device, records: Sequence[Record], run: Batch | None = None
+    session: Session, device: Device, records: Sequence[Record], run: Batch
 ) -> Iterator[Batch]:
-    """Apply a run of the device's records with one prefetch and one write of memberships.
+    """Apply a run of the device's records through `run`, a Batch that earlier runs in this
+    transaction may have loaded (the ledger prefetches the next records of many devices at
+    once): what it lacks is prefetched, memberships are written once at the end.
 
-    run: a Batch that earlier runs in this transaction loaded (the ledger prefetches the
-    next records of many devices at once); None: a new one. Use inside a savepoint: if a
-    record raises, roll back, `forget()` the Batch and apply the records one by one.
+    Use inside a savepoint: if a record raises, roll back, `forget()` the Batch and apply
+    the records one by one.
     """
-    if run is None:
-        run = Batch(session, device)
     run.device = device
     run.prefetch(r.body for r in records)
     session.info[_BATCH] = run

@@ -153,17 +153,10 @@ class Gateway:
         return gateway_api.call(self.url, self.token, method, path, body, timeout=10)
 
     def wait_applied(self, timeout: float = 30) -> None:
-        """Until every stored record is applied to the bags: an acknowledgement means stored;
-        applying may follow it by a time slice (docs/protocol.md, step 5)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            devices = self.api("GET", "/api/devices")[1]["devices"]
-            behind = {d["device_id"]: d["unapplied"] for d in devices if d["unapplied"]}
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"records stored but not applied: {behind}")
-            time.sleep(0.1)
+        import gateway_api
+
+        behind = gateway_api.wait_applied(self.url, self.token, timeout)
+        assert not behind, f"records stored but not applied: {behind}"
 
 
 class SimHandheld:

@@ -28,8 +28,8 @@ _SETTINGS = const(
 
 def apply(hh, msg):
     """Take a config message, or a provisioning config.json that carries parcels or bags;
-    True if the settings changed: config.json is then rewritten, so the device works
-    offline after a restart."""
+    if the settings changed, config.json is rewritten, so the device works offline after a
+    restart."""
     parcels = msg.get("parcels")
     if isinstance(parcels, dict):
         good = {}
@@ -52,7 +52,6 @@ def apply(hh, msg):
             changed = True
     if changed:
         write_atomic(hh.storage + "/config.json", json.dumps(hh.settings).encode())
-    return changed
 
 
 def parcel_text(facts):

@@ -12,7 +12,7 @@ from app.parcels import FlashIndex, RecentParcels, parse_parcel
 from micropython import const
 
 _MODES = const(("bagging", "pickup", "hub"))
-TYPE_CHECKING = False  # True for pyright only: the modes' types, not loaded at run time
+TYPE_CHECKING = const(False)  # True for pyright only: the modes' types, not loaded at run time
 if TYPE_CHECKING:
     from app.bagging import Bagging
     from app.hub import Hub
@@ -48,12 +48,12 @@ class Handheld:
     # --- configuration -----------------------------------------------------------------
 
     def apply_config(self, msg):
-        """Take a config message (docs/firmware.md); True if the settings changed (then
-        config.json is rewritten).
+        """Take a config message (docs/firmware.md); config.json is rewritten if the
+        settings changed.
 
         app/config.py does it, loaded for the call only: config messages are rare.
         """
-        return lazy.call("app.config", "apply", self, msg)
+        lazy.call("app.config", "apply", self, msg)
 
     def parcel_facts(self, trk):
         """(status, hub, seller, big) from the cache, or None for a parcel it does not know."""

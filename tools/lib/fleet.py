@@ -869,17 +869,12 @@ class Fleet:
         self.step_name = "done"
 
     def wait_applied(self, timeout: float) -> None:
-        """Journals drained means stored and acknowledged; under load the bags follow the
-        acknowledgements (docs/protocol.md, step 5), so wait for them before comparing."""
-        deadline = time.monotonic() + timeout
-        while True:
-            devices = self.api("/api/devices")["devices"]
-            behind = sum(d["unapplied"] for d in devices if d["device_id"] in self._ids())
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise GatewayError(f"{behind} records stored but not applied in {timeout:.0f} s")
-            time.sleep(0.2)
+        """Journals drained means stored and acknowledged; the bags may follow the
+        acknowledgements, so wait for them before comparing."""
+        behind = gateway_api.wait_applied(self.gateway, self.token, timeout, self._ids())
+        if behind:
+            n = sum(behind.values())
+            raise GatewayError(f"{n} records stored but not applied in {timeout:.0f} s")
 
     # the check
 

@@ -1,6 +1,7 @@
 """The gateway's JSON API from the tools and tests: one bearer-token request (docs/api.md)."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -24,3 +25,22 @@ def call(
             return err.code, json.loads(raw)
         except ValueError:
             return err.code, {"error": {"code": "NOT_JSON", "message": raw[:200]}}
+
+
+def wait_applied(
+    base: str, token: str, timeout: float, device_ids: set[str] | None = None
+) -> dict[str, int]:
+    """Wait until the gateway has applied every stored record of these devices (None: all) to
+    the bags; returns the records still unapplied per device when the time is up ({}: done).
+    An acknowledgement means stored; applying may follow it (docs/protocol.md, step 5)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        devices = call(base, token, "GET", "/api/devices")[1]["devices"]
+        behind = {
+            d["device_id"]: d["unapplied"]
+            for d in devices
+            if d["unapplied"] and (device_ids is None or d["device_id"] in device_ids)
+        }
+        if not behind or time.monotonic() > deadline:
+            return behind
+        time.sleep(0.1)
