@@ -112,7 +112,8 @@ class Board:
         if not self.scale.calibrated:
             self.scale.set_calibration(_COUNTS_PER_GRAM, "sim-factory", _ZERO_COUNTS)
         self._key_level = {}
-        self._pressing = None  # the task of the last key press
+        self._presses = []  # key names waiting to be pressed, oldest first
+        self._presser = None  # the task pressing them
         pins = {}
         for name in _KEY_NAMES:
             self._key_level[name] = 1
@@ -195,7 +196,9 @@ class Board:
             except ValueError:
                 return {"screen": self.display.lines, "error": "weight takes whole grams"}
         elif verb == "key" and arg in _KEY_NAMES:
-            self._pressing = asyncio.create_task(self._press(arg, self._pressing))
+            self._presses.append(arg)
+            if self._presser is None or self._presser.done():
+                self._presser = asyncio.create_task(self._press_all())
         elif verb == "state":
             state = self.state_provider() if self.state_provider else {}
             state["screen"] = self.display.lines
@@ -219,16 +222,18 @@ class Board:
             return {"screen": self.display.lines, "error": "unknown command: " + line[:40]}
         return None
 
-    async def _press(self, name, before):
-        # Presses queue up one after another (each waits for the one before; an asyncio.Lock
-        # would cost its module's heap), released as long as held: "key cancel" twice in a
-        # row is two presses, never one long one.
+    async def _press_all(self):
+        # Presses one after another, each released as long as held: "key cancel" twice in
+        # a row is two presses, never one long one. One task for the queue: a task per press
+        # awaiting the one before kept every earlier press in the heap (a finished task keeps
+        # its coroutine, and the coroutine its locals).
         # A finger holds the key until the debounced state shows it, and releases it the
         # same way: on a loaded host a fixed hold can fall between the keys task's samples.
-        if before is not None:
-            await before
-        await self._hold(name, 0, True)
-        await self._hold(name, 1, False)
+        presses = self._presses
+        while presses:
+            name = presses.pop(0)
+            await self._hold(name, 0, True)
+            await self._hold(name, 1, False)
 
     async def _hold(self, name, level, pressed):
         self._key_level[name] = level
