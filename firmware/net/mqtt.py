@@ -26,7 +26,6 @@ _DUP = const(0x08)  # §3.3.1.1
 _RETAIN = const(0x01)
 
 _MAX_PID = const(65535)  # §2.3.1: 16-bit, non-zero
-_RX_BUF = const(256)  # preallocated receive buffer; bigger packets (up to max_packet) allocate
 _MAX_OWED_ACKS = const(32)  # the reader waits when this many PUBACKs are not yet written
 _STABLE_MS = const(10000)  # a link that stayed up this long resets the backoff
 _VARINT_MAX_BYTES = const(4)  # §2.2.3
@@ -45,60 +44,50 @@ class MQTTError(Exception):
 
 
 class MQTTClient:
-    def __init__(self, config, on_message=None, on_state=None):
-        # Checking the settings and encoding CONNECT run once: that code lives in
-        # net/mqtt_setup.py, loaded for the call and dropped again (the heap is ~100 KB).
-        cfg = lazy.call(_SETUP, "settings", config)
-        self._connect_pkt = lazy.call(_SETUP, "connect_packet", cfg)
-        for key in ("client_id", "user", "password", "will"):
-            del cfg[key]  # in the CONNECT packet, which is kept; nothing else reads them
-        window = cfg["window"]
-        self._cfg = cfg
-        self._ssl = None
+    # The state, set up by net/mqtt_setup.py init(). Bare annotations compile to nothing.
+    connected: bool
+    last_error: str | None  # why the last attempt failed or the last link dropped
+    _cfg: dict  # mqtt_setup.DEFAULTS as set, less what only CONNECT needs
+    _connect_pkt: bytes
+    _ssl: object
+    # The in-flight window: slot i holds an encoded PUBLISH (_pkt, a view of the slot's
+    # buffer _buf, kept and grown to the largest packet) until PUBACK (QoS 1) or until
+    # written (QoS 0). Parallel lists, so a slot update allocates nothing.
+    _pkt: list
+    _buf: list
+    _pid: list  # packet id; 0 marks QoS 0
+    _tkt: list  # ticket, also the send order
+    _ep: list  # link epoch of the last send; 0: never sent
+    _at: list  # ticks_ms of the last send
+    _ticket: int  # last ticket handed out
+    _last_pid: int
+    _subs: list  # [topic bytes, qos, epoch sent on, pid awaiting SUBACK or 0]
+    _acks: list  # pids of incoming QoS 1 messages still to PUBACK
+    _ackbuf: bytearray
+    _rmv: memoryview  # the preallocated receive buffer
+    _rx: memoryview  # body of the packet just read
+    _rlen: int
+    _kick: asyncio.Event  # the sender has work
+    _freed: asyncio.Event  # a window slot was freed
+    _task: asyncio.Task | None
+    _stream: asyncio.StreamReader | None  # reader and writer in one on MicroPython
+    _reader: asyncio.Task | None
+    _sender: asyncio.Task | None
+    _epoch: int
+    _stop: bool
+    _bye: bool
+    _ping: bool
+    _why: str | None
+    _tick: int  # ms between the supervisor's checks
 
+    def __init__(self, config, on_message=None, on_state=None):
+        # Checking the settings, encoding CONNECT and setting up the state run once: that
+        # code lives in net/mqtt_setup.py, loaded for the call and dropped again (the heap is
+        # ~100 KB). The attributes it sets are listed there.
+        lazy.call(_SETUP, "init", self, config)
+        self._last_rx = self._last_tx = self._last_ping = 0  # ticks_ms(): in, out, PINGREQ
         self.on_message = on_message  # (topic: str, payload: bytes, retained: bool) -> None
         self.on_state = on_state  # (connected: bool) -> None
-        self.connected = False
-        self.last_error = None  # why the last attempt failed or the last link dropped
-
-        # The in-flight window: slot i holds an encoded PUBLISH until PUBACK (QoS 1) or
-        # until written (QoS 0). Parallel lists so a slot update allocates nothing.
-        self._pkt = [None] * window  # the packet: a view of the slot's buffer
-        # Each slot keeps its buffer for the next message, grown to the largest packet: a
-        # backlog drains without a new block as large as a batch for every message.
-        self._buf = [None] * window
-        if cfg["slot_bytes"]:
-            for i in range(window):
-                self._buf[i] = bytearray(cfg["slot_bytes"])
-        self._pid = [0] * window  # 0 marks QoS 0
-        self._tkt = [0] * window  # ticket, also the send order
-        self._ep = [0] * window  # link epoch of the last send; 0: never sent
-        self._at = [0] * window  # ticks_ms of the last send
-        self._ticket = 0  # last ticket handed out
-        self._last_pid = 0
-
-        self._subs = []  # [topic bytes, qos, epoch sent on, pid awaiting SUBACK or 0]
-        self._acks = []  # pids of incoming QoS 1 messages still to PUBACK
-        self._ackbuf = bytearray(b"\x40\x02\x00\x00")
-        self._rmv = memoryview(bytearray(_RX_BUF))
-        self._rx = self._rmv  # body of the packet just read
-        self._rlen = 0
-
-        self._kick = asyncio.Event()  # the sender has work
-        self._freed = asyncio.Event()  # a window slot was freed
-        self._task = None
-        self._stream = None
-        self._reader = None
-        self._sender = None
-        self._epoch = 0
-        self._stop = False
-        self._bye = False
-        self._ping = False
-        self._why = None
-        self._last_rx = self._last_tx = self._last_ping = 0
-        keepalive_ms = cfg["keepalive"] * 1000
-        shortest = min(keepalive_ms, cfg["retry_ms"]) if keepalive_ms else cfg["retry_ms"]
-        self._tick = max(20, min(1000, shortest // 4))
 
     # ---- public API -------------------------------------------------------------
 
@@ -524,7 +513,7 @@ class MQTTClient:
             count += 1
         if n > self._cfg["max_packet"]:
             raise MQTTError("incoming packet of %d bytes exceeds max_packet" % n)
-        body = mv if n <= _RX_BUF else memoryview(bytearray(n))
+        body = mv if n <= len(mv) else memoryview(bytearray(n))
         await _fill(s, body, n)
         self._rx = body
         self._rlen = n

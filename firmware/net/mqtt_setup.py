@@ -1,14 +1,17 @@
-"""The MQTT client's once-per-boot code: settings, the CONNECT packet, the TLS context.
+"""The MQTT client's once-per-boot code: settings, its state, the CONNECT packet, TLS.
 
 net/mqtt.py imports this while it needs it and forgets it afterwards, so its bytecode is not
 kept in the ~100 KB heap of an ESP32 (docs/mqtt-client.md, "Configuration").
 """
+
+import asyncio
 
 from micropython import const
 
 from net.mqtt import _put_str, _put_varint, _varint_len
 
 _CONNECT = const(0x10)  # fixed-header first byte (MQTT 3.1.1 §2.2)
+_RX_BUF = const(256)  # preallocated receive buffer; bigger packets (up to max_packet) allocate
 
 DEFAULTS = {
     "host": None,
@@ -65,6 +68,54 @@ def settings(config):
     if cfg["backoff_min_ms"] < 1 or cfg["backoff_max_ms"] < cfg["backoff_min_ms"]:
         raise ValueError("MQTT backoff_min_ms must be >= 1 and <= backoff_max_ms")
     return cfg
+
+
+def init(c, config):
+    """MQTTClient.__init__: check config, encode CONNECT, set up the client c's state."""
+    cfg = settings(config)
+    c._connect_pkt = connect_packet(cfg)
+    for key in ("client_id", "user", "password", "will"):
+        del cfg[key]  # in the CONNECT packet, which is kept; nothing else reads them
+    window = cfg["window"]
+    c._cfg = cfg
+    c._ssl = None
+    c.connected = False
+    c.last_error = None
+    c._pkt = [None] * window
+    # Each slot keeps its buffer for the next message, grown to the largest packet: a
+    # backlog drains without a new block as large as a batch for every message.
+    c._buf = [None] * window
+    if cfg["slot_bytes"]:
+        for i in range(window):
+            c._buf[i] = bytearray(cfg["slot_bytes"])
+    c._pid = [0] * window
+    c._tkt = [0] * window
+    c._ep = [0] * window
+    c._at = [0] * window
+    c._ticket = 0
+    c._last_pid = 0
+
+    c._subs = []
+    c._acks = []
+    c._ackbuf = bytearray(b"\x40\x02\x00\x00")
+    c._rmv = memoryview(bytearray(_RX_BUF))
+    c._rx = c._rmv
+    c._rlen = 0
+
+    c._kick = asyncio.Event()
+    c._freed = asyncio.Event()
+    c._task = None
+    c._stream = None
+    c._reader = None
+    c._sender = None
+    c._epoch = 0
+    c._stop = False
+    c._bye = False
+    c._ping = False
+    c._why = None
+    keepalive_ms = cfg["keepalive"] * 1000
+    shortest = min(keepalive_ms, cfg["retry_ms"]) if keepalive_ms else cfg["retry_ms"]
+    c._tick = max(20, min(1000, shortest // 4))
 
 
 def refusal(code):
