@@ -9,6 +9,7 @@ import time
 
 from micropython import const
 
+import lazy
 from drivers.buzzer import Buzzer
 from drivers.gm65 import GM65
 from drivers.hx711 import HX711
@@ -26,6 +27,7 @@ _CONVERSION_MS = const(12)  # HX711 RATE pin high: 80 samples per second
 _KEY_HOLD_MS = const(40)  # longer than the keys driver's 3 x 7 ms debounce
 _KEY_GIVE_UP_MS = const(2000)  # no keys task is polling: stop holding
 _MAX_LINE = const(512)
+_SCREENSHOT = const("hal.sim_screenshot")  # a rare command: its code loaded only to run it
 
 
 class _SimHX711Chip:
@@ -60,16 +62,6 @@ class _SimHX711Chip:
                 self._pulses = -1
                 self._ready_at = time.ticks_add(time.ticks_ms(), _CONVERSION_MS)
         self._level = level
-
-
-class _NullI2C:
-    """The OLED's bus: the frame buffer is the screen, nothing needs to go anywhere."""
-
-    def writeto(self, addr, buf):
-        return 1
-
-    def writevto(self, addr, bufs):
-        return 1
 
 
 class _Feed:
@@ -119,10 +111,16 @@ class Board:
             self._key_level[name] = 1
             pins[name] = lambda name=name: self._key_level[name]
         self.keys = Keys(pins)
-        self.panel = SSD1306(_NullI2C())
+        self.panel = SSD1306(self)  # the bus: writeto below
         self.display = Display(self.panel)
         self._buzzer = Buzzer(lambda freq: None)
         self._beep_task = None
+
+    # The OLED's I2C bus: the frame buffer is the screen, nothing needs to go anywhere.
+    def writeto(self, addr, buf):
+        return 1
+
+    writevto = writeto
 
     # --- outputs, as on the ESP32 board ------------------------------------------------
 
@@ -208,15 +206,7 @@ class Board:
             gc.collect()
             return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free()}
         elif verb == "screenshot" and arg:
-            # The frame buffer as a PBM image (white pixels lit).
-            panel = self.panel
-            with open(arg, "wb") as f:
-                f.write(b"P1\n%d %d\n" % (panel.width, panel.height))
-                for y in range(panel.height):
-                    row = bytearray()
-                    for x in range(panel.width):
-                        row.append(0x31 if panel.pixel(x, y) else 0x30)
-                    f.write(row + b"\n")
+            lazy.call(_SCREENSHOT, "save", self.panel, arg)
             return {"screen": self.display.lines, "saved": arg}
         else:
             return {"screen": self.display.lines, "error": "unknown command: " + line[:40]}

@@ -237,3 +237,22 @@ def test_records_carry_boot_ticks_and_wall_across_the_tick_wrap(device):
     assert all(0 <= d < 1000 for d in diffs)
     assert {r["b"] for r in recs} == {1}
     assert all(r["w"] > 1_700_000_000 and r["q"] == 0 for r in recs)
+
+
+def test_screenshot_saves_the_frame_buffer_as_a_pbm_image(device, tmp_path):
+    ctl = device().control
+
+    def screenshot(name):
+        path = tmp_path / name
+        ctl.send(f"screenshot {path}")
+        assert ctl.expect(lambda o: "saved" in o)["saved"] == str(path)
+        header, size, *rows = path.read_text().splitlines()
+        assert (header, size) == ("P1", "128 64")
+        assert len(rows) == 64 and all(len(r) == 128 and set(r) <= {"0", "1"} for r in rows)
+        return rows
+
+    home = screenshot("home.pbm")
+    assert ctl.scan("LZRTS0001")["beep"] == "ok"
+    scanned = screenshot("scanned.pbm")
+    assert sum(r.count("1") for r in home) > 100  # the home screen's text is lit
+    assert scanned != home  # the image follows the screen

@@ -42,14 +42,20 @@ _SELF_MTIME = Path(__file__).stat().st_mtime
 
 
 def sources(include_board: str | None = None) -> list[Path]:
-    """Firmware modules; board modules other than include_board are left out."""
+    """Firmware modules; board modules other than include_board's (hal/<board>.py and its
+    hal/<board>_*.py) are left out."""
     found = []
     for path in sorted(FIRMWARE.rglob("*.py")):
         rel = path.relative_to(FIRMWARE)
         top_level = rel.parent == Path(".")
         if SKIP_DIRS & set(rel.parts) or top_level and rel.name in ("__init__.py", MANIFEST):
             continue
-        if rel.parts[0] == "hal" and include_board and rel.stem not in ("__init__", include_board):
+        if (
+            rel.parts[0] == "hal"
+            and include_board
+            and rel.stem != "__init__"
+            and rel.stem.split("_")[0] != include_board
+        ):
             continue
         found.append(path)
     return found
