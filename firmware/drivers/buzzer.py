@@ -5,13 +5,11 @@ from micropython import const
 
 _DUTY_HALF = const(32768)  # square wave: loudest for a passive buzzer
 
-# (frequency Hz, on ms, off ms, repeats). Distinct by ear without looking at the screen:
-# ok is one short high beep, warn two medium, error three low and long.
-PATTERNS = {
-    "ok": (2700, 80, 0, 1),
-    "warn": (1800, 180, 120, 2),
-    "error": (500, 400, 150, 3),
-}
+# The beeps, and for each (frequency Hz, on ms, off ms, repeats). Distinct by ear without
+# looking at the screen: ok is one short high beep, warn two medium, error three low and
+# long. Tuples, not a dict: constants of the bytecode, nothing built at import.
+KINDS = const(("ok", "warn", "error"))
+_PATTERNS = const(((2700, 80, 0, 1), (1800, 180, 120, 2), (500, 400, 150, 3)))
 
 
 class Buzzer:
@@ -20,7 +18,6 @@ class Buzzer:
     def __init__(self, out):
         self._out = out
         self._is_pwm = hasattr(out, "duty_u16")
-        self.playing = None
         self.tone(0)
 
     def tone(self, freq):
@@ -34,11 +31,8 @@ class Buzzer:
             out.duty_u16(0)
 
     async def play(self, kind):
-        pattern = PATTERNS.get(kind)
-        if pattern is None:
-            raise ValueError("unknown beep %r" % kind)
-        freq, on_ms, off_ms, repeats = pattern
-        self.playing = kind
+        # ValueError for an unknown kind.
+        freq, on_ms, off_ms, repeats = _PATTERNS[KINDS.index(kind)]
         try:
             for i in range(repeats):
                 self.tone(freq)
@@ -49,4 +43,3 @@ class Buzzer:
         finally:
             # Also on cancel: a newer beep replaced this one, never leave the buzzer on.
             self.tone(0)
-            self.playing = None

@@ -1,11 +1,8 @@
-"""GM65 / GM861 barcode module on a UART stream: CR-terminated codes; command frames are
-built by drivers/gm65_frames.py, loaded only while one is built."""
+"""GM65 / GM861 barcode module on a UART stream: CR-terminated codes. Trigger and
+configuration (command frames) are drivers/gm65_frames.py, loaded only while used."""
 
-import asyncio
 import time
 from micropython import const
-
-import lazy
 
 _REPLY_HEAD = const(0x02)  # replies: 02 00 00 <len> <data...> <crc hi> <crc lo>
 _CR = const(0x0D)
@@ -13,8 +10,6 @@ _LF = const(0x0A)
 _FIRST_PRINTABLE = const(0x20)
 _LAST_PRINTABLE = const(0x7E)
 _CHUNK = const(16)
-_CONFIG_GAP_MS = const(50)
-_FRAMES = const("drivers.gm65_frames")  # loaded only while a frame is built
 
 
 class BadBarcode(ValueError):
@@ -26,7 +21,8 @@ class BadBarcode(ValueError):
 class GM65:
     """stream: an asyncio stream with readinto() (asyncio.StreamReader(uart) on the ESP32).
 
-    write(bytes): sends command frames (uart.write); None for a read-only scanner.
+    write(bytes): sends command frames (uart.write; drivers/gm65_frames.py), None for a
+    read-only scanner.
     The same code read again within debounce_ms of its last sighting is ignored.
     """
 
@@ -43,21 +39,6 @@ class GM65:
         self._last = bytearray(max_len)
         self._last_len = -1
         self._last_at = 0
-
-    def _send(self, data):
-        if self.write is None:
-            raise OSError("GM65: no write channel for command frames")
-        self.write(data)
-
-    def trigger(self):
-        """Start one read (the module must be in command-triggered mode)."""
-        self._send(lazy.call(_FRAMES, "trigger_frame"))
-
-    async def configure(self):
-        """Output on the serial port, saved to the module's flash."""
-        self._send(lazy.call(_FRAMES, "serial_output_frame"))
-        await asyncio.sleep_ms(_CONFIG_GAP_MS)
-        self._send(lazy.call(_FRAMES, "save_frame"))
 
     async def _byte(self):
         while self._chunk_pos >= self._chunk_len:
@@ -104,10 +85,9 @@ class GM65:
             n = await self._read_line()
             if n == 0:
                 continue  # the LF of a CR LF pair, or a stray terminator
-            if n == -1:
-                raise BadBarcode("barcode longer than %d characters" % self.max_len)
-            if n == -2:
-                raise BadBarcode("barcode holds control or non-ASCII bytes")
+            if n < 0:
+                # Short texts (interned names, no heap string): the device never shows them.
+                raise BadBarcode("too long" if n == -1 else "bad bytes")
             now = self.clock()
             line = self._line
             last = self._last

@@ -1,6 +1,7 @@
-"""GM65 / GM861 command frames: trigger and configuration (imported by drivers/gm65.py only
-when a frame is sent, so a read-only scanner never loads this code)."""
+"""GM65 / GM861 command frames: trigger and configuration. The functions take the GM65
+driver g; load this module for the call (lazy.call), so a read-only scanner never holds it."""
 
+import asyncio
 from micropython import const
 
 # Command frame (GM65 manual, "Serial command"): 7E 00 <type> <len> <addr hi> <addr lo>
@@ -11,6 +12,7 @@ _TYPE_SAVE = const(0x09)
 # Zone bits (manual, "Zone bit list").
 _ZONE_TRIGGER = const(0x0002)  # bit 0 = 1: start one read in command-triggered mode
 _ZONE_OUTPUT = const(0x000D)  # bits 1-0 = 00: output on the serial (TTL-232) port
+_CONFIG_GAP_MS = const(50)
 
 
 def crc_ccitt(data, crc=0):
@@ -49,3 +51,21 @@ def serial_output_frame():
 def save_frame():
     # Manual: "save to internal flash" is type 09, length 01, address 0000, data 00.
     return frame(_TYPE_SAVE, 0x0000, b"\x00")
+
+
+def trigger(g):
+    """Start one read (the module must be in command-triggered mode)."""
+    _send(g, trigger_frame())
+
+
+async def configure(g):
+    """Output on the serial port, saved to the module's flash."""
+    _send(g, serial_output_frame())
+    await asyncio.sleep_ms(_CONFIG_GAP_MS)
+    _send(g, save_frame())
+
+
+def _send(g, data):
+    if g.write is None:
+        raise OSError("GM65: no write channel for command frames")
+    g.write(data)

@@ -1,4 +1,5 @@
-"""HX711 24-bit load-cell ADC, bit-banged over two pin callables (Avia datasheet)."""
+"""HX711 24-bit load-cell ADC, bit-banged over two pin callables (Avia datasheet). Power
+down and up are drivers/hx711_power.py, loaded only while used."""
 
 import time
 from micropython import const
@@ -9,8 +10,6 @@ _DATA_BITS = const(24)
 _GAIN_128_EXTRA = const(1)
 _SIGN_BIT = const(0x800000)
 _FULL_SCALE = const(0x1000000)
-# "Power down": PD_SCK high for more than 60 us powers the chip down; hold it well past that.
-_POWER_DOWN_US = const(100)
 
 
 class HX711:
@@ -39,7 +38,7 @@ class HX711:
         start = time.ticks_ms()
         while dout():
             if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
-                raise OSError("HX711 not ready: DOUT stayed high for %d ms" % timeout_ms)
+                raise OSError("HX711 not ready")  # DOUT stayed high for timeout_ms
             time.sleep_ms(1)
         sck = self.sck
         value = 0
@@ -58,12 +57,3 @@ class HX711:
         if value & _SIGN_BIT:
             value -= _FULL_SCALE
         return value
-
-    def power_down(self):
-        self.sck(0)
-        self.sck(1)
-        time.sleep_us(_POWER_DOWN_US)
-
-    def power_up(self):
-        # The chip resets to channel A, gain 128; first data after the 400 ms settling time.
-        self.sck(0)

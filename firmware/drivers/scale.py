@@ -1,11 +1,12 @@
-"""A weighing scale over a raw-count source: tare, calibration, filtering, stability."""
+"""A weighing scale over a raw-count source: filtering, stability, range; its calibration
+(tare, calibrate, the file) is drivers/scale_cal.py, loaded only while it runs."""
 
 import asyncio
-import json
-import os
 import time
 from array import array
 from micropython import const
+
+import lazy
 
 # Error codes the app shows (domain.md: errors are values the user sees).
 _OVERLOAD = const("SCALE_OVERLOAD")
@@ -20,21 +21,22 @@ _UNCALIBRATED_TOLERANCE = const(500)
 # usually takes one wait, and each wake-up of a task allocates (asyncio).
 _READY_POLL_MS = const(13)
 _READY_TIMEOUT_MS = const(500)
+_CAL = const("drivers.scale_cal")
 
 
 class ScaleError(Exception):
-    """A refusal with a code from this module (OVERLOAD, UNDERLOAD, ...)."""
+    """A refusal with a code from this module (OVERLOAD, UNDERLOAD, ...) and the number it
+    is about; no text, as the device never shows one (the code picks the screen text)."""
 
-    def __init__(self, code, text=""):
-        super().__init__(code, text)
+    def __init__(self, code, value=None):
+        super().__init__(code, value)
         self.code = code
 
 
 class Scale:
     """source.read_raw() gives signed counts; source.ready() (optional) says a conversion waits.
 
-    path is the JSON file holding {"factor", "offset", "cal_id"}; it is written to a
-    temporary file and renamed so a power cut leaves the old or the new calibration.
+    path is the JSON file holding {"factor", "offset", "cal_id"} (drivers/scale_cal.py).
     """
 
     def __init__(
@@ -65,53 +67,15 @@ class Scale:
         self.cal_id = None
         self._tolerance = _UNCALIBRATED_TOLERANCE
         self._step = _UNCALIBRATED_TOLERANCE * 10
-        self.load()
-
-    # --- calibration -------------------------------------------------------------------
+        lazy.call(_CAL, "load", self)
 
     @property
     def calibrated(self):
         return self.factor is not None
 
-    def load(self):
-        try:
-            with open(self.path) as f:
-                saved = json.load(f)
-            self._use(saved["factor"], saved["cal_id"], saved.get("offset", 0))
-        except (OSError, ValueError, KeyError, TypeError):
-            # Missing or unreadable file: the device must be calibrated before weighing.
-            self.factor = None
-            self.cal_id = None
-
-    def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"factor": self.factor, "offset": self.offset, "cal_id": self.cal_id}, f)
-        os.rename(tmp, self.path)
-
     def set_calibration(self, factor, cal_id, offset=None):
-        if offset is not None:
-            self.offset = offset
-        self._use(factor, cal_id, self.offset)
-        self.save()
-
-    def _use(self, factor, cal_id, offset):
-        if abs(factor) < 0.01:  # counts per gram: a calibration must move the reading
-            raise ValueError("calibration factor too small: %r counts/g" % factor)
-        self.factor = float(factor)
-        self.cal_id = str(cal_id)
-        self.offset = int(offset)
-        self._tolerance = max(1, int(abs(self.tolerance_g * self.factor)))
-        self._step = max(1, int(abs(self.step_g * self.factor)))
-
-    async def tare(self, timeout_ms=5000):
-        """Zero the empty platform (kept in RAM; calibrate() stores it)."""
-        self.offset = await self.stable_counts(timeout_ms)
-
-    async def calibrate(self, grams, cal_id, timeout_ms=5000):
-        """With the platform tared and grams on it: store counts per gram under cal_id."""
-        counts = await self.stable_counts(timeout_ms)
-        self.set_calibration((counts - self.offset) / grams, cal_id)
+        """Use and save factor (counts per gram), cal_id and offset (counts, if given)."""
+        lazy.call(_CAL, "put", self, factor, cal_id, offset)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -162,7 +126,7 @@ class Scale:
         run = 1
         while run < self.stable_count:
             if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
-                raise ScaleError(_UNSTABLE, "no stable reading in %d ms" % timeout_ms)
+                raise ScaleError(_UNSTABLE, timeout_ms)
             c = await self.counts()
             if abs(c - ref) <= self._tolerance:
                 run += 1
@@ -174,11 +138,11 @@ class Scale:
     async def stable_grams(self, timeout_ms=5000):
         """The accepted weight in whole grams; ScaleError if unstable, over or under range."""
         if self.factor is None:
-            raise ScaleError(_NOT_CALIBRATED, "scale not calibrated")
+            raise ScaleError(_NOT_CALIBRATED)
         g = int(round((await self.stable_counts(timeout_ms) - self.offset) / self.factor))
         if g > self.capacity_g:
-            raise ScaleError(_OVERLOAD, "%d g over capacity %d g" % (g, self.capacity_g))
+            raise ScaleError(_OVERLOAD, g)
         if g < -self.tolerance_g:
             # Reads below zero: the platform was tared with a load on it, or lifted.
-            raise ScaleError(_UNDERLOAD, "%d g below zero" % g)
+            raise ScaleError(_UNDERLOAD, g)
         return g

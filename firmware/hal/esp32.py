@@ -10,7 +10,7 @@ import network
 from machine import ADC, I2C, PWM, UART, Pin
 from micropython import const
 
-from drivers.buzzer import PATTERNS, Buzzer
+from drivers.buzzer import KINDS, Buzzer
 from drivers.gm65 import GM65
 from drivers.hx711 import HX711
 from drivers.keys import Keys
@@ -44,7 +44,6 @@ class Board:
     def __init__(self, pinmap=PINMAP, storage=STORAGE):
         with open(pinmap) as f:
             pm = json.load(f)
-        self.pinmap = pm
         self.storage = storage
         self.state_provider = None  # the app sets it; the simulator's control channel reads it
         try:
@@ -110,7 +109,7 @@ class Board:
 
     def beep(self, kind):
         """Start a beep pattern and return at once; a new beep cuts the previous one."""
-        if kind not in PATTERNS:
+        if kind not in KINDS:
             raise ValueError("unknown beep %r" % kind)
         if self._beep_task is not None:
             self._beep_task.cancel()

@@ -38,6 +38,7 @@ def gm65_frame(kind: int, addr: int, data: bytes) -> bytes:
 FAKE_HX711 = """
 import json, time
 from drivers.hx711 import HX711
+from drivers import hx711_power
 
 class FakeChip:
     # Shifts `value` out MSB first, one bit per PD_SCK rising edge (datasheet fig. 2).
@@ -130,10 +131,10 @@ def test_hx711_power_down_holds_sck_high_over_60us(run_mpy):
 chip = FakeChip(5)
 h = hx(chip)
 t0 = time.ticks_us()
-h.power_down()
+hx711_power.down(h)
 held = time.ticks_diff(time.ticks_us(), t0)
 down = chip.clock
-h.power_up()
+hx711_power.up(h)
 print(json.dumps([down, held, chip.clock]))
 """,
     )
@@ -152,8 +153,9 @@ def test_hx711_ready_follows_dout(run_mpy):
 # --- Scale -------------------------------------------------------------------------------
 
 FAKE_SOURCE = """
-import asyncio, json, os
+import asyncio, json, os, sys
 from drivers.scale import Scale, ScaleError
+from drivers.scale_cal import tare, calibrate
 
 class Source:
     # Serves scripted raw counts, then repeats the last one.
@@ -189,9 +191,9 @@ def test_scale_calibration_is_persisted_with_its_id(run_mpy, tmp_path):
 src = Source([ZERO])
 s = Scale(src, "scale.json")
 before = s.calibrated
-run(s.tare())
+run(tare(s))
 src.counts = [at(5000)]
-run(s.calibrate(5000, "CAL-2024-06-01-A"))
+run(calibrate(s, 5000, "CAL-2024-06-01-A"))
 with open("scale.json") as f:
     saved = json.load(f)
 again = Scale(Source([at(1234)]), "scale.json")
@@ -205,6 +207,20 @@ print(json.dumps([before, saved, again.cal_id, again.factor, run(again.stable_gr
     assert cal_id == "CAL-2024-06-01-A" and factor == 28.0
     assert grams == 1234
     assert "scale.json.tmp" not in files  # written to a temp file, then renamed
+
+
+def test_scale_calibration_code_is_loaded_only_while_it_runs(run_mpy):
+    out = result(
+        run_mpy,
+        FAKE_SOURCE
+        + """
+del sys.modules["drivers.scale_cal"]  # imported above for tare and calibrate
+s = Scale(Source([ZERO]), "scale.json")
+s.set_calibration(PER_G, "T", offset=ZERO)
+print(json.dumps(["drivers.scale_cal" in sys.modules, s.calibrated]))
+""",
+    )
+    assert out == [False, True]
 
 
 def test_scale_median_drops_single_spikes(run_mpy):
@@ -261,7 +277,7 @@ def test_scale_tare_zeroes_the_platform(run_mpy):
 src = Source([at(700)])  # an empty crate left on the platform
 s = Scale(src, "scale.json")
 s.set_calibration(PER_G, "T", offset=ZERO)
-run(s.tare())
+run(tare(s))
 src.counts = [at(700 + 4200)]
 print(json.dumps(run(s.stable_grams())))
 """,
@@ -303,7 +319,8 @@ print(json.dumps(Scale(Source([ZERO]), "scale.json").calibrated))
 FAKE_STREAM = """
 import asyncio, json
 from drivers.gm65 import GM65, BadBarcode
-from drivers.gm65_frames import crc_ccitt, trigger_frame, serial_output_frame, save_frame
+from drivers.gm65_frames import (crc_ccitt, trigger_frame, serial_output_frame, save_frame,
+                                 trigger, configure)
 
 class Stream:
     # Hands out the bytes in the pieces given, like a UART delivering bursts.
@@ -361,10 +378,10 @@ def test_gm65_trigger_and_configure_write_frames(run_mpy):
         + """
 sent = []
 g = GM65(Stream(), write=lambda b: sent.append(bytes(b).hex()))
-g.trigger()
-asyncio.run(g.configure())
+trigger(g)
+asyncio.run(configure(g))
 try:
-    GM65(Stream()).trigger()
+    trigger(GM65(Stream()))
     readonly = "no error"
 except OSError:
     readonly = "OSError"
