@@ -14,7 +14,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 
 
 def record(seq: int, kind: str = "parcel", boot: int = 1, **fields) -> dict:
@@ -142,7 +142,7 @@ class WireDevice:
                 else:
                     chunk = []
             if chunk:
-                self.client.publish(topic, wire.events_payload(chunk), qos=1)
+                self.client.publish(topic, wire_schema.events_payload(chunk), qos=1)
                 self.sent += len(chunk)
                 self.publish_times[self.sent] = time.monotonic()
                 continue

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from firmware.app import wire
+from firmware.app import wire, wire_schema
 from gateway import ingest_store
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,9 @@ class Ingest:
 
     def _acknowledge(self, batch_ids: list[int], acks: dict[str, int]) -> None:
         for device_id, seq in acks.items():
-            self.client.publish(wire.topic(device_id, wire.ACK), wire.ack_payload(seq), qos=1)
+            self.client.publish(
+                wire.topic(device_id, wire.ACK), wire_schema.ack_payload(seq), qos=1
+            )
         with self._lock:
             # A batch sent twice (to a store that died, then to its successor) is answered
             # twice; only the first answer acknowledges it.

@@ -35,18 +35,10 @@ def text_ok(value):
     return True
 
 
-# An events message: EVENTS_OPEN, the encoded records joined by ",", EVENTS_CLOSE.
+# An events message: EVENTS_OPEN, the encoded records joined by ",", EVENTS_CLOSE (the device
+# writes it straight into its MQTT packet buffer: app/sync.py _batch).
 EVENTS_OPEN = b'{"v":1,"r":['
 EVENTS_CLOSE = b"]}"
-
-
-def events_payload(raw_records):
-    """One events message from already-encoded records (journal payloads), without re-encoding."""
-    return EVENTS_OPEN + b",".join(raw_records) + EVENTS_CLOSE
-
-
-def ack_payload(seq):
-    return b'{"v":1,"s":' + str(seq).encode() + b"}"
 
 
 def ack_error(msg):

@@ -2,7 +2,17 @@
 # the validation of events messages and topics. One definition with wire.py, kept apart so the
 # handheld, which only builds messages, never loads it; tests/sync/test_wire_agreement.py runs
 # it in MicroPython too, so both interpreters judge every sample alike.
-from .wire import KINDS, MAX_SEQ, MAX_TEXT, ROOT, TICKS_PERIOD, VERSION, text_ok
+from .wire import (
+    EVENTS_CLOSE,
+    EVENTS_OPEN,
+    KINDS,
+    MAX_SEQ,
+    MAX_TEXT,
+    ROOT,
+    TICKS_PERIOD,
+    VERSION,
+    text_ok,
+)
 
 MAX_DEVICE_ID = 32
 MAX_INT = 2**31 - 1  # any integer field: fits a 32-bit column on every database
@@ -114,3 +124,14 @@ def events_error(msg):
             return "records out of order"
         last = rec["s"]
     return None
+
+
+def events_payload(raw_records):
+    """One events message from already-encoded records, as a device sends it (simulated
+    devices: bench/sync_device.py)."""
+    return EVENTS_OPEN + b",".join(raw_records) + EVENTS_CLOSE
+
+
+def ack_payload(seq):
+    """The gateway's acknowledgement of every record up to seq."""
+    return b'{"v":1,"s":' + str(seq).encode() + b"}"
