@@ -13,10 +13,10 @@ from provision import ProvisionError, register
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "sim"
-# TODO(issue 3): 100K, an ESP32 without PSRAM. The workload and a backlog drain pass at
-# 101K (tests/firmware/test_handheld_memory.py), but a config message carrying a parcel cache
-# (~10 KB for 100 parcels: tests/tools/test_fleet.py) is read and decoded in one piece, and
-# fails with MemoryError at 128K.
+# Not 100K (an ESP32 without PSRAM), although the workload and a backlog drain run there
+# (tests/firmware/test_handheld_memory.py): a config message carrying a parcel cache (~10 KB
+# for 100 parcels: tests/tools/test_fleet.py) is read and decoded in one piece, and fails
+# with MemoryError at 128K.
 DEFAULT_HEAP = "192K"
 
 
