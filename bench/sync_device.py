@@ -25,7 +25,7 @@ def record(seq: int, kind: str = "parcel", boot: int = 1, **fields) -> dict:
     return {
         "s": seq,
         "b": boot,
-        "t": (seq * 7) % wire.TICKS_PERIOD,
+        "t": (seq * 7) % wire_schema.TICKS_PERIOD,
         "w": now,
         "q": 1,
         "k": kind,

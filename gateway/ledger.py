@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from firmware.app import wire
+from firmware.app import wire_schema
 from gateway import registry
 from gateway.models import Device, Record
 
@@ -44,7 +44,7 @@ CLOCK_SKEW_LIMIT_S = 120  # a device clock further off than this is flagged on t
 ANCHOR_RENEW_MS = 60_000
 LAST_SEEN_STEP = timedelta(seconds=1)  # devices.last_seen is written at most this often
 QUARANTINE_KEPT = 50  # seqs listed in the device status; the count keeps growing
-_HALF_TICKS = wire.TICKS_PERIOD // 2
+_HALF_TICKS = wire_schema.TICKS_PERIOD // 2
 _ANCHORS_KEPT = 4  # boots whose clock anchor we remember
 # Records applied under one savepoint and one registry prefetch. Larger runs save little
 # (the prefetch is a few IN queries) and cost more when a record fails and the run is redone.
@@ -55,7 +55,7 @@ _APPLY_COLUMNS = (Record.id, Record.seq, Record.kind, Record.body, Record.occurr
 
 def ticks_diff(a: int, b: int) -> int:
     """a - b in ms for MicroPython ticks that wrap at 2**30 (valid within +-6.2 days)."""
-    return (a - b + _HALF_TICKS) % wire.TICKS_PERIOD - _HALF_TICKS
+    return (a - b + _HALF_TICKS) % wire_schema.TICKS_PERIOD - _HALF_TICKS
 
 
 # ---- time -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import struct
 
 from micropython import const
 
-import lazy
 from app import rules, store, wire
 from app.parcels import fingerprint
 
@@ -37,9 +36,26 @@ class Bagging:
         self.dims = None  # measured sides (DIM: code), which override the preset
         first = hh.settings["bag_range"][0]
         self.next_serial = int(store.read_or(self._serial_path, b"0")) or first
-        # The open bag as the journal has it, after a restart or a power cut: once per boot,
-        # so that code is loaded for the call only.
-        lazy.call("app.bag_rebuild", "rebuild", self)
+        # Rebuild the open bag from the journal after a restart or a power cut: the journal
+        # keeps every record of the open bag (keep_from) even once acknowledged.
+        journal = hh.journal
+        for rec in self._records(0):
+            kind = rec["k"]
+            if kind == "bag_open":
+                self._reset(rec["bag"])
+                journal.keep_from = rec["s"]
+                serial = wire.bag_serial(self.bag)
+                if serial is not None and serial >= self.next_serial:
+                    self.next_serial = serial + 1
+            elif rec.get("bag") != self.bag or self.bag is None:
+                continue
+            elif kind == "parcel":
+                self._add(rec["trk"], hh.parcel_facts(rec["trk"]))
+            elif kind == "parcel_remove":
+                self._remove(rec["trk"])
+            elif kind == "bag_close":
+                self._reset(None)
+                journal.keep_from = 0
 
     # --- the open bag ------------------------------------------------------------------
 

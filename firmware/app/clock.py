@@ -8,7 +8,7 @@ from micropython import const
 _EPOCH_SHIFT = 946684800 if time.gmtime(0)[0] == 2000 else 0
 # China time (domain.md, "Time zone"): the pickup date on a handover receipt is a local date.
 _SELLER_ZONE_S = const(8 * 3600)
-# time.ticks_ms() wraps at 2^30 on the ESP32 (wire.TICKS_PERIOD) but at 2^62 on the 64-bit
+# time.ticks_ms() wraps at 2^30 on the ESP32 (wire_schema.TICKS_PERIOD) but at 2^62 on the 64-bit
 # unix port: ticks() wraps at 2^30 everywhere, so records look the same on both.
 _TICKS_MASK = const(0x3FFFFFFF)
 _tick_offset = 0

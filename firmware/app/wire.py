@@ -9,12 +9,10 @@ EVENTS = "events"  # device -> gateway, QoS 1: a batch of journal records
 ACK = "ack"  # gateway -> device, QoS 1: cumulative, sent only after the database commit
 CONFIG = "config"  # gateway -> device, retained: bag-number range, parcel cache, time
 STATUS = "status"  # device -> gateway, retained; the last will says offline
-KINDS = (EVENTS, ACK, CONFIG, STATUS)
 
 MAX_MESSAGE = 16384  # bytes of one MQTT payload; larger is refused unread
 MAX_TEXT = 64  # longest string field in a record (barcodes: rules.MAX_BARCODE_LEN)
 MAX_SEQ = 2**31 - 1
-TICKS_PERIOD = 2**30  # MicroPython ticks_ms wraps here (docs: time.ticks_diff)
 
 # The courier's reasons to refuse a bag (manual: 揽收无货, 包装不符, 大包超重超长).
 REFUSE_REASONS = ("no_goods", "packaging", "over_limit")

@@ -3,16 +3,23 @@
 # handheld, which only builds messages, never loads it; tests/sync/test_wire_agreement.py runs
 # it in MicroPython too, so both interpreters judge every sample alike.
 from .wire import (
+    ACK,
+    CONFIG,
+    EVENTS,
     EVENTS_CLOSE,
     EVENTS_OPEN,
-    KINDS,
     MAX_SEQ,
     MAX_TEXT,
     ROOT,
-    TICKS_PERIOD,
+    STATUS,
     VERSION,
     text_ok,
 )
+
+KINDS = (EVENTS, ACK, CONFIG, STATUS)  # the topics' last level
+# A record's t: the handheld's ticks() wrap at 2^30 ms (firmware/app/clock.py), as
+# MicroPython's ticks_ms does on the ESP32.
+TICKS_PERIOD = 2**30
 
 MAX_DEVICE_ID = 32
 MAX_INT = 2**31 - 1  # any integer field: fits a 32-bit column on every database
