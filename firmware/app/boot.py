@@ -43,7 +43,7 @@ async def start(board, firmware_version):
     # so the heap does not fragment around the garbage of recovery (~100 KB heaps). The
     # MQTT client comes first: its packet buffer is the largest block the device keeps.
     gc.collect()
-    client = MQTTClient(_client_config(settings))
+    client = MQTTClient(_client_config(settings, storage))
     gc.collect()
     journal = Journal(storage + "/journal")
     gc.collect()
@@ -58,7 +58,7 @@ async def start(board, firmware_version):
     return sync
 
 
-def _client_config(settings):
+def _client_config(settings, storage):
     """The MQTT client's settings for the sync (net/mqtt.py, docs/mqtt-client.md)."""
     mqtt = settings["mqtt"]
     device_id = settings["device_id"]
@@ -71,6 +71,10 @@ def _client_config(settings):
         "tls": bool(mqtt.get("tls")),
         "ca": mqtt.get("ca"),
         "window": _WINDOW,
+        # A config message (up to wire.MAX_MESSAGE bytes) goes to flash as it arrives, and
+        # app/config.py reads it from there: no block of its size in a ~100 KB heap.
+        "spool": storage + "/inbox.json",
+        "max_packet": 4 + len(wire.topic(device_id, wire.CONFIG)) + wire.MAX_MESSAGE,
         # A full batch's PUBLISH: fixed header (1 + up to 4), topic (2 + its bytes), id (2).
         "slot_bytes": 9
         + len(wire.topic(device_id, wire.EVENTS))

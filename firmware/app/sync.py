@@ -133,24 +133,23 @@ class Sync:
         self._wake.set()
 
     def _on_message(self, topic, payload, retained):
+        if topic == self.config_topic:
+            # bytes, or (over 256 bytes) the file the MQTT client spooled it to; app/config.py
+            # checks the version, sets the clock and applies it.
+            self.handheld.apply_config(payload)
+            return
+        if topic != self.ack_topic or not isinstance(payload, bytes):
+            return
         try:
             msg = json.loads(payload)
         except ValueError:
-            print("sync: ignored a message that is not JSON on", topic)
+            print("sync: ignored an ack that is not JSON")
+            return
+        if wire.ack_error(msg):
             return
         j = self.journal
-        if topic == self.ack_topic:
-            if wire.ack_error(msg):
-                return
-            seq = min(msg["s"], j.last_seq)
-            if seq > j.acked:
-                j.ack(seq)
-                self._progress_at = time.ticks_ms()
-                self._wake.set()
-        elif topic == self.config_topic:
-            if not isinstance(msg, dict) or msg.get("v") != wire.VERSION:
-                return
-            server_time = msg.get("time")
-            if isinstance(server_time, int) and server_time > 0:
-                clock.sync(server_time)
-            self.handheld.apply_config(msg)
+        seq = min(msg["s"], j.last_seq)
+        if seq > j.acked:
+            j.ack(seq)
+            self._progress_at = time.ticks_ms()
+            self._wake.set()

@@ -48,8 +48,9 @@ class Handheld:
     # --- configuration -----------------------------------------------------------------
 
     def apply_config(self, msg):
-        """Take a config message (docs/firmware.md); config.json is rewritten if the
-        settings changed.
+        """Take a config: provisioning settings (a dict), or a message from the gateway as
+        bytes or the file it was spooled to (docs/firmware.md, "Config"); config.json is
+        rewritten if the settings changed.
 
         app/config.py does it, loaded for the call only: config messages are rare.
         """

@@ -67,6 +67,7 @@ class MQTTClient:
     _rmv: memoryview  # the preallocated receive buffer
     _rx: memoryview  # body of the packet just read
     _rlen: int
+    _spooled: int  # payload bytes the PUBLISH just read left in the spool file; -1: none
     _kick: asyncio.Event  # the sender has work
     _freed: asyncio.Event  # a window slot was freed
     _task: asyncio.Task | None
@@ -466,12 +467,16 @@ class MQTTClient:
                     if qos:
                         pid = d[end] << 8 | d[end + 1]
                         end += 2
-                    payload = bytes(d[end:n])
-                    if self.on_message is not None:
-                        try:
+                    spooled = self._spooled >= 0
+                    payload = open(self._cfg["spool"], "rb") if spooled else bytes(d[end:n])
+                    try:
+                        if self.on_message is not None:
                             self.on_message(topic, payload, bool(first & _RETAIN))
-                        except Exception as e:
-                            sys.print_exception(e)
+                    except Exception as e:
+                        sys.print_exception(e)
+                    finally:
+                        if spooled:
+                            payload.close()  # pyright: ignore[reportAttributeAccessIssue]
                     if qos:
                         # PUBACK after the callback: at least once, as the broker intends.
                         while len(self._acks) >= _MAX_OWED_ACKS:
@@ -513,8 +518,32 @@ class MQTTClient:
             count += 1
         if n > self._cfg["max_packet"]:
             raise MQTTError("incoming packet of %d bytes exceeds max_packet" % n)
-        body = mv if n <= len(mv) else memoryview(bytearray(n))
-        await _fill(s, body, n)
+        self._spooled = -1
+        body = mv
+        if n <= len(mv):
+            await _fill(s, mv, n)
+        elif first & 0xF0 != _PUBLISH or not self._cfg["spool"]:
+            body = memoryview(bytearray(n))
+            await _fill(s, body, n)
+        else:
+            # A PUBLISH larger than the receive buffer: its topic and packet id stay in mv,
+            # its payload goes to the spool file a buffer at a time, so a message of up to
+            # max_packet needs no block of its size. n: the bytes left in mv.
+            await _fill(s, mv, 2)
+            head = 2 + (mv[0] << 8 | mv[1]) + (2 if first & 0x06 else 0)  # §3.3.2: id, QoS>0
+            if head > n or head >= len(mv):
+                raise MQTTError(_BAD % first)
+            await _fill(s, mv[2:], head - 2)
+            chunk = mv[head:]
+            left = n - head
+            with open(self._cfg["spool"], "wb") as f:
+                while left:
+                    k = min(left, len(chunk))
+                    await _fill(s, chunk, k)
+                    f.write(chunk[:k])
+                    left -= k
+            self._spooled = n - head
+            n = head
         self._rx = body
         self._rlen = n
         self._last_rx = time.ticks_ms()

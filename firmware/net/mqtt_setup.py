@@ -32,6 +32,10 @@ DEFAULTS = {
     "backoff_min_ms": 500,
     "backoff_max_ms": 30000,
     "max_packet": 16384,  # larger incoming packets drop the connection
+    # Path of a file that takes an incoming payload larger than the 256-byte receive buffer:
+    # on_message then gets the file, open for reading, instead of bytes. None: such a
+    # payload is read into a block of its size.
+    "spool": None,
     "retry_ms": 10000,  # resend an unacknowledged QoS 1 message (DUP set) after this
     "timeout_ms": 10000,  # TCP/TLS connect plus CONNACK
 }
@@ -101,6 +105,7 @@ def init(c, config):
     c._rmv = memoryview(bytearray(_RX_BUF))
     c._rx = c._rmv
     c._rlen = 0
+    c._spooled = -1
 
     c._kick = asyncio.Event()
     c._freed = asyncio.Event()

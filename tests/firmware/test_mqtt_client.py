@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -299,6 +300,48 @@ def test_subscribed_messages_reach_on_message_with_the_retained_flag(broker, col
         collector.publish("bagscan/cmd/live", b"live-%d" % i)
     for i in range(3):
         assert program.expect("MSG") == f"MSG 'bagscan/cmd/live' b'live-{i}' False"
+
+
+def test_a_large_message_is_spooled_to_a_file_and_a_small_one_stays_bytes(
+    broker, collect, spawn, compiled_firmware, tmp_path
+):
+    collector = collect(broker.port, "bagscan/ack/#")
+    big = bytes(range(256)) * 48  # 12 KB: a block of its size would not fit this heap
+    collector.publish("bagscan/cmd/config", big, retain=True)
+    spool = tmp_path / "inbox"
+    program = spawn(
+        script(
+            config(broker.port, spool=str(spool), max_packet=16384),
+            """
+            import binascii
+
+            def on_message(topic, payload, retained):
+                if isinstance(payload, bytes):
+                    print("BYTES", topic, payload)
+                    return
+                crc = size = 0
+                while True:
+                    chunk = payload.read(256)
+                    if not chunk:
+                        break
+                    crc = binascii.crc32(chunk, crc)
+                    size += len(chunk)
+                print("FILE", topic, retained, size, crc)
+
+            client.on_message = on_message
+
+            async def main():
+                client.subscribe("bagscan/cmd/#", 1)
+                client.start()
+                await asyncio.sleep(30)
+            """,
+        ),
+        heap="40K",  # the message read whole, and copied, would need 24 KB of it
+        module_path=compiled_firmware,
+    )
+    assert program.expect("FILE") == f"FILE bagscan/cmd/config True {len(big)} {zlib.crc32(big)}"
+    collector.publish("bagscan/cmd/live", b"small")
+    assert program.expect("BYTES") == "BYTES bagscan/cmd/live b'small'"
 
 
 def test_messages_published_while_the_broker_is_down_arrive_after_it_restarts(
