@@ -536,13 +536,35 @@ class MQTTClient:
             await _fill(s, mv[2:], head - 2)
             chunk = mv[head:]
             left = n - head
-            with open(self._cfg["spool"], "wb") as f:
+            # A spool that cannot be written (a full flash) must not drop the link: the broker
+            # would resend a retained message at every reconnect. The rest of the payload is
+            # then read and dropped, and on_message gets b"".
+            try:
+                f = open(self._cfg["spool"], "wb")
+            except OSError:
+                f = None
+            try:
                 while left:
                     k = min(left, len(chunk))
                     await _fill(s, chunk, k)
-                    f.write(chunk[:k])
                     left -= k
-            self._spooled = n - head
+                    if f is None:
+                        continue
+                    try:
+                        f.write(chunk[:k])
+                        if not left:
+                            f.close()  # on LittleFS the data is committed here
+                            f = None
+                            self._spooled = n - head
+                    except OSError:  # a full flash: the rest is read and dropped
+                        try:
+                            f.close()  # pyright: ignore[reportOptionalMemberAccess] - set here
+                        except OSError:
+                            pass
+                        f = None
+            finally:
+                if f is not None:  # the link failed midway
+                    f.close()
             n = head
         self._rx = body
         self._rlen = n

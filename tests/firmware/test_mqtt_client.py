@@ -344,6 +344,32 @@ def test_a_large_message_is_spooled_to_a_file_and_a_small_one_stays_bytes(
     assert program.expect("BYTES") == "BYTES bagscan/cmd/live b'small'"
 
 
+def test_a_spool_that_cannot_be_written_drops_the_large_message_not_the_link(
+    broker, collect, spawn, compiled_firmware, tmp_path
+):
+    collector = collect(broker.port, "bagscan/ack/#")
+    collector.publish("bagscan/cmd/config", bytes(5000), retain=True)
+    program = spawn(
+        script(
+            # As on a full flash: the spool file cannot be opened.
+            config(broker.port, spool=str(tmp_path / "no-such-dir" / "inbox")),
+            """
+            async def main():
+                client.subscribe("bagscan/cmd/#", 1)
+                client.start()
+                await asyncio.sleep(30)
+            """,
+        ),
+        heap="40K",
+        module_path=compiled_firmware,
+    )
+    assert program.expect("MSG") == "MSG 'bagscan/cmd/config' b'' True"
+    collector.publish("bagscan/cmd/live", b"small")
+    assert program.expect("MSG") == "MSG 'bagscan/cmd/live' b'small' False"
+    # One connection all along: the large message did not drop it.
+    assert [line for line in program.output if line.startswith("STATE")] == ["STATE True None"]
+
+
 def test_messages_published_while_the_broker_is_down_arrive_after_it_restarts(
     broker, collect, spawn
 ):
