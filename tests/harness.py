@@ -7,9 +7,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from firmware.app import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -157,6 +162,33 @@ class Gateway:
 
         behind = gateway_api.wait_applied(self.url, self.token, timeout)
         assert not behind, f"records stored but not applied: {behind}"
+
+
+def retained_config(
+    port: int, device_id: str, password: str | None = None, timeout: float = 15
+) -> bytes:
+    """The config message the gateway left on the broker at port for device_id, read as
+    that device (its password, on a broker with ACLs) or anonymously (password None)."""
+    got: list[bytes] = []
+    arrived = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bagscan-{device_id}")
+    if password is not None:
+        client.username_pw_set(device_id, password)
+
+    def on_message(_c, _u, msg):
+        got.append(msg.payload)
+        arrived.set()
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *_a: c.subscribe(wire.topic(device_id, wire.CONFIG), 1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert arrived.wait(timeout), "no retained config"
+        return got[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 class SimHandheld:

@@ -37,18 +37,14 @@ def apply(hh, msg):
     changed, config.json is rewritten, so the device works offline after a restart."""
     try:
         spooled = None
-        if isinstance(msg, bytes):
-            msg = json.loads(msg)
+        if not isinstance(msg, dict):  # from the gateway: checked, and its time taken
+            if isinstance(msg, bytes):
+                msg = json.loads(msg)
+            else:
+                spooled = msg
+                msg = dict(_members(spooled, None))
             if not isinstance(msg, dict) or msg.get("v") != wire.VERSION:
                 return
-        elif not isinstance(msg, dict):
-            spooled = msg
-            msg = {}
-            for key, value in _members(spooled, None):
-                msg[key] = value
-            if msg.get("v") != wire.VERSION:
-                return
-        if "v" in msg:  # from the gateway: its time
             server_time = msg.get("time")
             if isinstance(server_time, int) and server_time > 0:
                 clock.sync(server_time)

@@ -19,7 +19,7 @@ import re
 import time
 
 import pytest
-from harness import Gateway, Mosquitto, SimHandheld
+from harness import Gateway, Mosquitto, SimHandheld, retained_config
 from test_handheld_bagging import config
 from test_handheld_pickup import PIN, driver_entry, next_beep, to_pickup
 
@@ -109,14 +109,23 @@ def test_full_bag_pickup_and_hub_arrival_in_a_bounded_heap(tmp_path):
         hh.kill()
 
 
-@pytest.mark.slow
-def test_reconnect_drains_a_backlog_of_1200_records_in_a_bounded_heap(tmp_path):
+@pytest.fixture
+def broker_and_gateway(tmp_path):
+    """A private Mosquitto, and a gateway that sends its devices to it."""
     broker = Mosquitto().start()
     gateway = Gateway(
         tmp_path,
         mqtt_url=broker.url,
         extra_env={"BAGSCAN_DEVICE_MQTT_PORT": str(broker.port)},
     ).start()
+    yield broker, gateway
+    gateway.stop()
+    broker.stop()
+
+
+@pytest.mark.slow
+def test_reconnect_drains_a_backlog_of_1200_records_in_a_bounded_heap(tmp_path, broker_and_gateway):
+    broker, gateway = broker_and_gateway
     flash = tmp_path / "flash" / "hh-mem"
     flash.mkdir(parents=True)
     sim = SimHandheld(gateway, "hh-mem", flash, HEAP)
@@ -144,42 +153,13 @@ def test_reconnect_drains_a_backlog_of_1200_records_in_a_bounded_heap(tmp_path):
         assert [json.loads(r[0])["trk"] for r in rows] == [f"LZ{i:09d}CN" for i in range(1200)]
     finally:
         sim.kill()
-        gateway.stop()
-        broker.stop()
-
-
-def retained_config(broker, device_id):
-    """The config message the gateway left on the broker for device_id."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    got = []
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="config-reader")
-    client.on_message = lambda c, u, m: got.append(m.payload)
-    client.connect("127.0.0.1", broker.port)
-    client.subscribe(wire.topic(device_id, wire.CONFIG), 1)
-    client.loop_start()
-    try:
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    assert got, "no retained config"
-    return got[0]
 
 
 @pytest.mark.slow
-def test_a_full_size_config_message_is_taken_in_a_bounded_heap(tmp_path):
+def test_a_full_size_config_message_is_taken_in_a_bounded_heap(tmp_path, broker_and_gateway):
     """The gateway fills a config up to wire.MAX_MESSAGE with its account's parcels: the
     handheld spools it to flash and indexes it an entry at a time (app/config.py)."""
-    broker = Mosquitto().start()
-    gateway = Gateway(
-        tmp_path,
-        mqtt_url=broker.url,
-        extra_env={"BAGSCAN_DEVICE_MQTT_PORT": str(broker.port)},
-    ).start()
+    broker, gateway = broker_and_gateway
     store = {"seller_id": "S1", "seller_name": "Shop"}
     status, account = gateway.api("POST", "/api/accounts", {"name": "Shop"})
     assert status == 201
@@ -206,7 +186,7 @@ def test_a_full_size_config_message_is_taken_in_a_bounded_heap(tmp_path):
     )
     sim = SimHandheld(gateway, "hh-cfg", flash, CONFIG_HEAP)
     try:
-        message = retained_config(broker, "hh-cfg")
+        message = retained_config(broker.port, "hh-cfg")
         assert len(message) > wire.MAX_MESSAGE - 200
         cached = json.loads(message)["parcels"]
         ctl = sim.start()
@@ -225,5 +205,3 @@ def test_a_full_size_config_message_is_taken_in_a_bounded_heap(tmp_path):
         assert mem_alloc(ctl) > 0
     finally:
         sim.kill()
-        gateway.stop()
-        broker.stop()

@@ -2,36 +2,12 @@
 
 import json
 import subprocess
-import threading
 import time
 
-import paho.mqtt.client as mqtt
-from harness import Gateway
+from harness import Gateway, retained_config
 
 from bench.sync_device import WireDevice, record
 from firmware.app import wire
-
-
-def retained_config(port: int, device_id: str, password: str, timeout: float = 15) -> dict:
-    got: list[bytes] = []
-    arrived = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bagscan-{device_id}")
-    client.username_pw_set(device_id, password)
-
-    def on_message(_c, _u, msg):
-        got.append(msg.payload)
-        arrived.set()
-
-    client.on_message = on_message
-    client.on_connect = lambda c, *_a: c.subscribe(wire.topic(device_id, wire.CONFIG), 1)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert arrived.wait(timeout), "no retained config"
-        return json.loads(got[0])
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_gunicorn_workers_serve_while_one_ingest_applies_records(tmp_path, database_url):
@@ -42,7 +18,9 @@ def test_gunicorn_workers_serve_while_one_ingest_applies_records(tmp_path, datab
             status, body = gw.api("POST", "/api/devices", {"device_id": f"hh-g{i}"})
             assert status == 201, body
         # A worker published the device's retained config through the broker.
-        config = retained_config(gw.mqtt_port, body["device_id"], body["mqtt"]["password"])
+        config = json.loads(
+            retained_config(gw.mqtt_port, body["device_id"], body["mqtt"]["password"])
+        )
         assert config["bag_range"] == body["bag_range"]
 
         dev = WireDevice(
