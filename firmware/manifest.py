@@ -7,6 +7,8 @@ include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyn
 package("app")
 package("drivers")
 package("net")
+# The contract shared with the gateway lives beside firmware/ (protocol/, docs/architecture.md).
+package("protocol", base_path="..")
 module("lazy.py")
 # The simulated board stays out of the image, as it stays out of tools/flash's bundle.
 package("hal", files=("__init__.py", "esp32.py"))

@@ -6,7 +6,7 @@ from micropython import const
 
 # MicroPython ports count seconds from 2000-01-01 (ESP32) or 1970-01-01 (unix).
 _EPOCH_SHIFT = 946684800 if time.gmtime(0)[0] == 2000 else 0
-# China time (domain.md, "Time zone"): the pickup date on a handover receipt is a local date.
+# China time (docs/domain.md, "Time zone"): the pickup date on a handover receipt is a local date.
 _SELLER_ZONE_S = const(8 * 3600)
 # time.ticks_ms() wraps at 2^30 on the ESP32 (wire_schema.TICKS_PERIOD) but at 2^62 on the 64-bit
 # unix port: ticks() wraps at 2^30 everywhere, so records look the same on both.
@@ -40,7 +40,12 @@ def sync(epoch):
     synced = True
 
 
+def local_time(epoch=None):
+    """time.gmtime's tuple in the seller's zone (UTC+8) for a wall time (default: now)."""
+    return time.gmtime((wall() if epoch is None else epoch) + _SELLER_ZONE_S - _EPOCH_SHIFT)
+
+
 def local_date(epoch=None):
     """YYYY-MM-DD in the seller's zone (UTC+8) for a wall time (default: now)."""
-    t = time.gmtime((wall() if epoch is None else epoch) + _SELLER_ZONE_S - _EPOCH_SHIFT)
+    t = local_time(epoch)
     return "%04d-%02d-%02d" % (t[0], t[1], t[2])

@@ -2,7 +2,7 @@
 # (config "bags"); within tolerance it is received, else received with exception.
 # The allowance is gateway/domain/arrival.py's: max(grams, percent of the bagging weight).
 # Loaded only while the mode is hub (app/workflow.py).
-from app import wire
+from protocol import rules, wire
 
 
 class Hub:
@@ -46,7 +46,7 @@ class Hub:
         hh = self.hh
         w = hh.weight_g
         if w is None or w <= 0:
-            hh.ui.refuse(self.bag, "NO_WEIGHT")
+            hh.ui.refuse(self.bag, rules.NO_WEIGHT)
             return
         if self.expected is None:
             ok = 0  # no bagging weight to compare with: the hub signs with an exception
@@ -67,5 +67,5 @@ class Hub:
         hh.ui.show(
             (bag, "RECEIVED" if ok else "EXCEPTION", detail, "%d g" % w),
             "ok" if ok else "warn",
-            None if ok else "ARRIVAL_EXCEPTION",
+            None if ok else rules.ARRIVAL_EXCEPTION,
         )

@@ -11,7 +11,7 @@ import struct
 from micropython import const
 
 import lazy
-from app.store import write_atomic
+from app.flashfile import write_atomic
 
 _MAGIC = const(0x4A42)  # b"BJ": a zeroed or erased (0xFF) region never parses as a frame
 _HDR = const("<HHII")

@@ -9,7 +9,7 @@ import struct
 from micropython import const
 
 from app.journal import _seg_name
-from app.store import read_or, remove_if_exists
+from app.flashfile import read_or, remove_if_exists
 
 # The journal's file names (app/journal.py; its tests reopen what it wrote).
 _SUFFIX = const(".jnl")

@@ -6,11 +6,18 @@ import struct
 
 from micropython import const
 
-from app.store import read_or
+import lazy
 
-BUCKETS = const(32)  # files per index: a lookup reads one of them (~1/32 of the entries)
+# Files per index: a lookup reads one of them, a line at a time. Each takes a 4 KiB block of
+# LittleFS (above its inline limit): 32 of them took 36 blocks per index, which with a base
+# index did not fit beside the journal (docs/firmware.md, "Parcel index").
+BUCKETS = const(4)
 _RECENT_SLOTS = const(2048)  # fingerprints of parcels in closed bags: about 6 full bags
 _CHUNK = const(256)  # bytes of the recent set read at a time (a multiple of 4)
+# The base parcel index, sent in pages, and its module (app/parcel_index.py): names over
+# 10 characters, which the compiler does not intern (docs/firmware.md, "Few interned names").
+_BASE = const("/base.index")
+_BASE_INDEX = const("app.parcel_index")
 
 
 def fingerprint(code):
@@ -19,12 +26,16 @@ def fingerprint(code):
 
 
 class FlashIndex:
-    """A read-mostly map text key -> text value, replaced whole by each config message
-    (app/config.py writes it).
+    """A read-mostly map text key -> text value: the bucket files, replaced whole by each
+    full config message and set an entry at a time by deltas (app/config.py writes them),
+    and for the parcels a base index too (app/parcel_index.py).
 
     Lines "key<TAB>value\\n" spread over BUCKETS files by crc32(key); a lookup reads one
-    small file. The gateway's config holds at most wire.MAX_MESSAGE bytes, so a bucket file
-    stays well under a kilobyte; RAM holds only the bucket being searched.
+    file a line at a time. The gateway's config holds at most wire.MAX_MESSAGE bytes and the
+    deltas since at most config_feed.OVERLAY_LIMIT entries, so a bucket file stays under
+    ~8 KB; RAM holds one line. A key not there
+    is looked up in the base index (app/parcel_index.py get), the file the gateway sent in
+    pages (docs/firmware.md, "Parcel index").
     """
 
     def __init__(self, directory):
@@ -35,20 +46,27 @@ class FlashIndex:
             pass  # exists
 
     def get(self, key):
-        """The value text for key, or None."""
-        data = read_or(self.dir + "/%d" % (fingerprint(key) % BUCKETS))
-        if not data:
-            return None
+        """The value text for key, or None: from the bucket files, which hold the newest
+        entries (a full config's, and every delta's since), else from the base index."""
         needle = key.encode() + b"\t"
-        at = 0
-        while True:
-            at = data.find(needle, at)
-            if at < 0:
-                return None
-            if at == 0 or data[at - 1] == 10:  # at a line start
-                end = data.find(b"\n", at)
-                return data[at + len(needle) : end].decode()
-            at += 1
+        try:
+            f = open(self.dir + "/%d" % (fingerprint(key) % BUCKETS), "rb")
+        except OSError:
+            pass  # no entry in this bucket yet
+        else:
+            # A line at a time: a bucket of a full config and its deltas is a few KB, a block
+            # too large to ask of a fragmented heap at every scan.
+            with f:
+                for line in f:
+                    if line.startswith(needle):
+                        return line[len(needle) : -1].decode()
+        try:
+            os.stat(self.dir + _BASE)
+        except OSError:
+            return None  # no base index (the bags', or none has come yet)
+        # Its code is loaded for the lookup only: the handheld's heap has no room for it to
+        # stay (docs/firmware.md, "Parcel index").
+        return lazy.call(_BASE_INDEX, "get", self.dir, key)
 
 
 def parse_parcel(text):

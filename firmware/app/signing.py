@@ -12,42 +12,33 @@ _MESSAGE_VERSION = const("bagscan-handover-v1")  # receipts.MESSAGE_VERSION
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104: B)
 
 
-def _hex(data):
-    return binascii.hexlify(data).decode()
+# Few functions: this module loads while pickup's code is in the heap (the PIN check), and
+# each function costs its objects on top of its bytecode; pin_ok, unwrap_key, _hex and
+# handover_message would also be names interned for good (docs/firmware.md).
 
 
-def pin_ok(driver, pin):
-    """driver["check"] is hex(sha256(salt + PIN))[:16] (gateway/drivers.py pin_check)."""
+def unlock(driver, pin):
+    """The driver's 32-byte key if pin is theirs, else None.
+
+    driver["check"] is hex(sha256(salt + PIN))[:16] (gateway/services/couriers.py pin_check);
+    the key is config "key" XOR sha256(salt + b"key" + PIN).
+    """
     salt = bytes.fromhex(driver["salt"])
-    return _hex(hashlib.sha256(salt + pin.encode()).digest())[:16] == driver["check"]
-
-
-def unwrap_key(driver, pin):
-    """The driver's 32-byte key: config "key" XOR sha256(salt + b"key" + PIN)."""
-    salt = bytes.fromhex(driver["salt"])
-    pad = hashlib.sha256(salt + b"key" + pin.encode()).digest()
+    pin = pin.encode()
+    check = binascii.hexlify(hashlib.sha256(salt + pin).digest())[:16]
+    if check.decode() != driver["check"]:
+        return None
+    pad = hashlib.sha256(salt + b"key" + pin).digest()
     wrapped = bytes.fromhex(driver["key"])
     return bytes(wrapped[i] ^ pad[i] for i in range(len(pad)))
 
 
-def unlock(driver, pin):
-    """The driver's key if pin is theirs, else None."""
-    return unwrap_key(driver, pin) if pin_ok(driver, pin) else None
-
-
 def signature(key, date, seller, bags, driver):
-    """The handover's sig: sign(key, handover_message(date, seller, bags, driver))."""
-    return sign(key, handover_message(date, seller, bags, driver))
-
-
-def _escape(value):
-    # Backslash first, then the two separators: no field can forge a boundary.
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,")
-
-
-def handover_message(date, seller, bags, driver):
-    """receipts.handover_message: version|date|seller id|seller name|n|bags,sorted|driver id|
-    driver name, for seller = (id, name) and driver = its config entry ("id", "name")."""
+    """(the handover's sig, its receipt id): sig is sign(key, message), where the message is
+    receipts.handover_message: version|date|seller id|seller name|n|bags,sorted|driver
+    id|driver name, for seller = (id, name) and driver = its config entry ("id", "name"); the
+    receipt id is the first 16 hex of sha256 over the message (receipts.Receipt.receipt_id),
+    which the door screen's QR code names (app/door_receipt.py)."""
     ordered = sorted(bags)
     parts = (
         _MESSAGE_VERSION,
@@ -59,7 +50,13 @@ def handover_message(date, seller, bags, driver):
         _escape(driver["id"]),
         _escape(driver["name"]),
     )
-    return "|".join(parts).encode()
+    message = "|".join(parts).encode()
+    return sign(key, message), binascii.hexlify(hashlib.sha256(message).digest())[:16].decode()
+
+
+def _escape(value):
+    # Backslash first, then the two separators: no field can forge a boundary.
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,")
 
 
 def sign(key, message):
@@ -71,4 +68,4 @@ def sign(key, message):
     inner.update(message)
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
     outer.update(inner.digest())
-    return _hex(outer.digest())
+    return binascii.hexlify(outer.digest()).decode()

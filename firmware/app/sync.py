@@ -8,12 +8,17 @@ import time
 
 from micropython import const
 
-from app import clock, wire
+import lazy
+from app import clock
+from protocol import wire
 
 _AHEAD_RECORDS = const(3000)  # published but not yet acknowledged by the gateway
 _ACK_TIMEOUT_MS = const(15000)  # no acknowledgement progress this long: send again from the gap
 _STATUS_EVERY_MS = const(60000)
 _IDLE_WAIT_MS = const(500)
+# A parcel request unanswered this long is answered offline (unknown_parcel, "unchecked"):
+# the gateway answers within 300 ms at p99 (issue 16, docs/benchmarks.md), and the scan waits.
+_REPLY_WAIT_MS = const(1000)
 
 
 class Sync:
@@ -33,13 +38,20 @@ class Sync:
         self._progress_at = time.ticks_ms()
         self._wake = asyncio.Event()
         self._status_due = True
-        client.on_message = self._on_message
-        client.on_state = self._on_state
-        handheld.on_record = self._on_record
+        # The handlers are named as the attributes that hold them: names interned anyway,
+        # where private ones would be three more kept for good (docs/firmware.md).
+        client.on_message = self.on_message
+        client.on_state = self.on_state
+        handheld.on_record = self.on_record
+        # The parcel request waiting for its answer: (tracking number, its Event), and the
+        # answer. "waiting" and "value": names the runtime has interned already.
+        self.waiting = None
+        self.value = False
 
     async def run(self):
         self.client.subscribe(self.ack_topic, 1)
         self.client.subscribe(self.config_topic, 1)
+        self.client.subscribe(wire.topic(self.handheld.settings["device_id"], wire.PARCEL), 0)
         self.client.start()
         status_at = time.ticks_ms()
         while True:
@@ -71,6 +83,11 @@ class Sync:
                 "boot": self.handheld.boot,
                 "t": clock.ticks(),
                 "q": int(clock.synced),
+                # the config version taken, when, and the parcel index's size (app/config.py),
+                # for the devices page
+                "s": self.handheld.settings.get("s", 0),
+                "time": self.handheld.settings.get("time", 0),
+                "n": self.handheld.settings.get("n", 0),
             }
             await self.client.publish(self.status_topic, json.dumps(status).encode(), 1, True)
         if (
@@ -115,35 +132,77 @@ class Sync:
         buf[end : end + close] = wire.EVENTS_CLOSE
         return end + close
 
+    async def request(self, trk, function):
+        """Ask the gateway about parcel trk, which the cache lacks, then call function(trk,
+        facts): facts the entry of its answer ([status, hub, seller, big]), None when the
+        gateway does not know the parcel either, False without an answer (offline, or none
+        within _REPLY_WAIT_MS). The scanner task awaits it: the next scan waits."""
+        self.value = False
+        if self.client.connected:
+            done = asyncio.Event()
+            self.waiting = (trk, done)
+            topic = wire.topic(self.handheld.settings["device_id"], wire.REQUEST)
+            try:
+                # Bounded too: a QoS 1 message holds the window's slot until its PUBACK, which
+                # never comes if the link dropped unnoticed, and the scan would wait for it.
+                await asyncio.wait_for_ms(
+                    self.client.publish(topic, trk.encode(), 0), _REPLY_WAIT_MS
+                )
+                await asyncio.wait_for_ms(done.wait(), _REPLY_WAIT_MS)
+            except asyncio.TimeoutError:
+                pass
+            self.waiting = None
+        return function(trk, self.value)
+
     def state(self):
         """What the simulator's control channel reports: the workflow's state and the link."""
         st = self.handheld.state()
         st["connected"] = self.client.connected
+        s = self.handheld.settings  # the config version, when it came, the parcel index's size
+        st["config"] = {"s": s.get("s", 0), "time": s.get("time", 0), "n": s.get("n", 0)}
         return st
 
-    def _on_record(self):
+    def on_record(self):
         # Offline, the connection's on_state wakes the drain: a wake-up per scan would only
         # allocate a new wait in the heap that scanning fragments.
         if self.client.connected:
             self._wake.set()
 
-    def _on_state(self, connected):
+    def on_state(self, connected):
+        # Offline a parcel the cache lacks is answered at once, with no coroutine per scan:
+        # 1,200 of them fragmented the heap so that a config no longer loaded at 100 KB.
+        self.handheld.request = self.request if connected else None
         if connected:
             self._status_due = True
         self._wake.set()
 
-    def _on_message(self, topic, payload, retained):
+    def on_message(self, topic, payload, retained):
         if topic == self.config_topic:
             # bytes, or (over 256 bytes) the file the MQTT client spooled it to; app/config.py
-            # checks the version, sets the clock and applies it.
-            self.handheld.apply_config(payload)
+            # checks the version, sets the clock and applies it. The status then tells the
+            # gateway which version the handheld has (a gap: where to resend from).
+            if self.handheld.apply_config(payload, retained, self.waiting):
+                self._status_due = True
+                self._wake.set()
             return
-        if topic != self.ack_topic or not isinstance(payload, bytes):
+        if topic != self.ack_topic and (not isinstance(payload, bytes) or payload[:1] != b"{"):
+            # Not JSON: a firmware update's message (protocol/ota.py), its code loaded for it.
+            lazy.call("app.boot", "on_message", self, payload)
+            return
+        if not isinstance(payload, bytes):
             return
         try:
             msg = json.loads(payload)
         except ValueError:
-            print("sync: ignored an ack that is not JSON")
+            print("sync: ignored a message that is not JSON")
+            return
+        if topic != self.ack_topic:  # the third subscription: an answer to request()
+            waiting = self.waiting
+            answer = msg.get("parcels") if isinstance(msg, dict) else None
+            if waiting is not None and isinstance(answer, dict) and waiting[0] in answer:
+                facts = answer[waiting[0]]
+                self.value = facts if isinstance(facts, list) and len(facts) == 4 else None
+                waiting[1].set()
             return
         if wire.ack_error(msg):
             return

@@ -8,8 +8,9 @@ except ImportError:  # CPython (the build test reads the texts)
         return x
 
 
-# Screen text for each refusal code (app/rules.py, then the device's own); the code itself
-# goes to the control channel. One string, not a dict: 22 pairs as a dict cost ~2 KB of heap.
+# Screen text of each refusal code, keyed by the code (protocol/rules.py CODES: the bag rules',
+# then the handheld's own); the code itself goes to the control channel. One string, not a
+# dict: 22 pairs as a dict cost ~2 KB of heap.
 _REASONS = const(
     "|BAG_FULL:Bag full 300|OVERWEIGHT:Over 50 kg|OVERSIZE:Bag too big|DUPLICATE:Already in bag"
     "|IN_OTHER_BAG:In other bag|NOT_RTS:Not RTS|CANCELLED:Cancelled"
@@ -18,7 +19,8 @@ _REASONS = const(
     "|BAD_BARCODE:Bad barcode|NO_PARCELS:Bag is empty|NO_WEIGHT:Weigh bag first"
     "|BAG_RANGE_USED:No bag numbers|JOURNAL_FULL:Flash full!|UNKNOWN_DRIVER:Unknown badge"
     "|WRONG_PIN:Wrong PIN|NO_BAGS:No bags scanned|TOO_MANY_BAGS:Handover full"
-    "|NO_STORE:No store linked|ARRIVAL_EXCEPTION:Weight differs|"
+    "|NO_STORE:No store linked|ARRIVAL_EXCEPTION:Weight differs|NOT_A_BAG:Not a bag label"
+    "|BAG_OPEN:Bag still open|BAG_SCANNED:Scanned already|UNKNOWN_BAG:Unknown bag|PIN_LOCKED:PIN locked|"
 )
 
 

@@ -5,7 +5,8 @@
 import gc
 
 import lazy
-from app import clock, rules
+from app import clock
+from protocol import rules
 from app.journal import JournalFull
 from app.parcels import FlashIndex, RecentParcels, parse_parcel
 
@@ -28,6 +29,9 @@ class Handheld:
         self.storage = storage
         self.weight_g = None  # last stable weight on the scale
         self.on_record = None  # called after every journal append (the sync wakes up)
+        # The sync's request(trk, function) while online: asks the gateway about a parcel the
+        # cache lacks (app/sync.py); None offline or without a sync.
+        self.request = None
         self.parcels = FlashIndex(storage + "/parcels")
         self.bags = FlashIndex(storage + "/bags")
         if "parcels" in settings or "bags" in settings:
@@ -47,14 +51,38 @@ class Handheld:
 
     # --- configuration -----------------------------------------------------------------
 
-    def apply_config(self, msg):
+    def apply_config(self, msg, retained=False, waiting=None):
         """Take a config: provisioning settings (a dict), or a message from the gateway as
         bytes or the file it was spooled to (docs/firmware.md, "Config"); config.json is
-        rewritten if the settings changed.
+        rewritten if the settings changed. True when the gateway should hear the version the
+        handheld has (a config taken, or a stale or out-of-order one dropped). waiting: the
+        parcel request app/sync.py waits on, if any.
 
-        app/config.py does it, loaded for the call only: config messages are rare.
+        app/config.py does it, loaded for the call only: config messages are rare. It is the
+        largest module loaded while the device runs (~5 KB of heap on the 64-bit unix port).
+        If it does not fit, bagging's code leaves the heap and the config is applied again
+        (from the start: config.apply is safe to repeat, as after a power cut), bagging's
+        state kept as for the mode key; nothing else runs meanwhile (one synchronous call).
+        Not while a parcel request waits (its answer goes to the Bagging object that asked),
+        nor in pickup or hub mode: leaving them ends a courier's session or a weighing.
         """
-        lazy.call("app.config", "apply", self, msg)
+        try:
+            try:
+                return lazy.call("app.config", "apply", self, msg, retained)
+            except MemoryError:
+                if self.bagging is None or waiting is not None:
+                    raise
+            self._leave()
+            self.mode = _MODES[0]  # still bagging: only its code left
+            try:
+                return lazy.call("app.config", "apply", self, msg, retained)
+            finally:
+                try:
+                    self.current = self._enter()  # from left_bag; the screen stays as it is
+                except MemoryError:  # the next input loads it (_mode)
+                    pass
+        finally:  # the screens' language, which the config may have changed (issue 18)
+            self.ui.board.display.apply(self.settings.get("screen_lang"), self.storage)
 
     def parcel_facts(self, trk):
         """(status, hub, seller, big) from the cache, or None for a parcel it does not know."""
@@ -70,11 +98,19 @@ class Handheld:
             "weight_g": self.weight_g,
             "journal_depth": self.journal.depth,
         }
-        self.current.describe(st)
+        self._mode().describe(st)
         return st
 
     def home(self):
-        self.current.home()
+        self._mode().home()
+
+    def _mode(self):
+        """The current mode's object, loaded again if its code did not fit back after a
+        config (apply_config): the input that finds it missing may be lost, not the device."""
+        if self.current is None:
+            gc.collect()
+            self.current = self._enter()
+        return self.current
 
     # --- journal ---------------------------------------------------------------------------
 
@@ -97,7 +133,7 @@ class Handheld:
             self.record(kind, **fields)
             return True
         except JournalFull:
-            self.ui.refuse("NOT SAVED", "JOURNAL_FULL", "sync needed")
+            self.ui.refuse("NOT SAVED", rules.JOURNAL_FULL, "sync needed")
             return False
 
     # --- inputs ----------------------------------------------------------------------------
@@ -106,11 +142,13 @@ class Handheld:
         self.ui.refuse("SCAN REFUSED", rules.BAD_BARCODE)
 
     def on_scan(self, code):
-        self.current.on_scan(code)
+        """None, or a coroutine that answers the scan (a parcel asked for): the scanner task
+        awaits it before the next scan."""
+        return self._mode().on_scan(code)
 
     def on_weight(self, grams):
         self.weight_g = grams
-        self.current.on_weight(grams)
+        self._mode().on_weight(grams)
 
     def on_key(self, key):
         if key == "mode":
@@ -119,7 +157,7 @@ class Handheld:
             self._leave()
             self._arrive()
         else:
-            self.current.on_key(key)
+            self._mode().on_key(key)
 
     def _leave(self):
         """Drop the current mode: first its objects, then its code."""
@@ -127,7 +165,7 @@ class Handheld:
         self.mode = _MODES[(_MODES.index(old) + 1) % len(_MODES)]
         b = self.bagging
         if b is not None:
-            self.left_bag = (b.bag, b.n, b.fm49, b.other, b.size, b.dims, b.next_serial)
+            self.left_bag = (b.bag, b.n, b.fm49, b.other, b.size, b.dims, b.next_serial, b.waiting)
         # Set to None, not deleted: a deleted attribute keeps its value in the instance's
         # table until the slot is reused (py/map.c), which kept the old mode's code in RAM.
         self.bagging = b = None

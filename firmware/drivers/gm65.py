@@ -24,6 +24,7 @@ class GM65:
     write(bytes): sends command frames (uart.write; drivers/gm65_frames.py), None for a
     read-only scanner.
     The same code read again within debounce_ms of its last sighting is ignored.
+    Each line read yields a code or BadBarcode, whatever bytes it holds.
     """
 
     def __init__(self, stream, write=None, max_len=64, debounce_ms=1000, clock=None):
@@ -39,6 +40,7 @@ class GM65:
         self._last = bytearray(max_len)
         self._last_len = -1
         self._last_at = 0
+        self.reply_by = None  # ticks by which a command's reply may come (gm65_frames)
 
     async def _byte(self):
         while self._chunk_pos >= self._chunk_len:
@@ -63,13 +65,22 @@ class GM65:
                 b = await self._byte()
             if b == _CR or b == _LF:
                 return status if status else n
-            if n == 0 and status == 0 and b == _REPLY_HEAD:
+            if n == 0 and status == 0 and b == _REPLY_HEAD and self._reply_due():
                 # 02 00 00 <len> <data> <crc hi> <crc lo> answers a command frame; it is not
-                # CR-terminated.
-                await self._byte()
-                await self._byte()
-                for _ in range(await self._byte() + 2):
-                    await self._byte()
+                # CR-terminated, and its length and CRC bytes may be any value. A reply is
+                # looked for only shortly after a frame was sent (reply_by), so a scanned code
+                # that starts with STX is a bad read, not a reply that swallows the next scan.
+                self.reply_by = None
+                b = await self._byte()
+                if b == 0:
+                    b = await self._byte()
+                    if b == 0:
+                        for _ in range(await self._byte() + 2):
+                            await self._byte()
+                        continue
+                if b == _CR or b == _LF:
+                    return -2
+                status = -2
                 continue
             if b < _FIRST_PRINTABLE or b > _LAST_PRINTABLE:
                 status = status or -2
@@ -78,6 +89,9 @@ class GM65:
             elif not status:
                 self._line[n] = b
                 n += 1
+
+    def _reply_due(self):
+        return self.reply_by is not None and time.ticks_diff(self.reply_by, self.clock()) >= 0
 
     async def read(self):
         """The next barcode as str; raises BadBarcode (code BAD_BARCODE) for a bad read."""

@@ -2,6 +2,7 @@
 driver g; load this module for the call (lazy.call), so a read-only scanner never holds it."""
 
 import asyncio
+import time
 from micropython import const
 
 # Command frame (GM65 manual, "Serial command"): 7E 00 <type> <len> <addr hi> <addr lo>
@@ -13,6 +14,9 @@ _TYPE_SAVE = const(0x09)
 _ZONE_TRIGGER = const(0x0002)  # bit 0 = 1: start one read in command-triggered mode
 _ZONE_OUTPUT = const(0x000D)  # bits 1-0 = 00: output on the serial (TTL-232) port
 _CONFIG_GAP_MS = const(50)
+# The module answers a frame at once (manual, "Serial command"); drivers/gm65.py looks for the
+# reply only this long, so a scanned code starting with STX is not taken for one.
+_REPLY_WINDOW_MS = const(500)
 
 
 def crc_ccitt(data, crc=0):
@@ -69,3 +73,4 @@ def _send(g, data):
     if g.write is None:
         raise OSError("GM65: no write channel for command frames")
     g.write(data)
+    g.reply_by = time.ticks_add(g.clock(), _REPLY_WINDOW_MS)

@@ -8,7 +8,7 @@ from micropython import const
 
 import lazy
 
-# Error codes the app shows (domain.md: errors are values the user sees).
+# Error codes the app shows (docs/domain.md: errors are values the user sees).
 _OVERLOAD = const("SCALE_OVERLOAD")
 _UNDERLOAD = const("SCALE_UNDERLOAD")
 _UNSTABLE = const("SCALE_UNSTABLE")

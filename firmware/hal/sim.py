@@ -11,6 +11,7 @@ import micropython
 from micropython import const
 
 import lazy
+from app import clock
 from drivers.buzzer import Buzzer
 from drivers.gm65 import GM65
 from drivers.hx711 import HX711
@@ -104,13 +105,15 @@ class Board:
         self.scale = Scale(HX711(self._chip.dout, self._chip.sck), self.storage + "/scale.json")
         if not self.scale.calibrated:
             self.scale.set_calibration(_COUNTS_PER_GRAM, "sim-factory", _ZERO_COUNTS)
-        self._key_level = {}
+        # Each key's level (1: released), in _KEY_NAMES order. Its pin reads the array through
+        # default arguments, not a closure over the board: a closure keeps a cell and a
+        # closure object per key in the heap for good (~0.5 KB for five keys, 64-bit port).
+        level = self._key_level = bytearray(b"\x01" * len(_KEY_NAMES))
         self._presses = []  # key names waiting to be pressed, oldest first
         self._presser = None  # the task pressing them
         pins = {}
-        for name in _KEY_NAMES:
-            self._key_level[name] = 1
-            pins[name] = lambda name=name: self._key_level[name]
+        for i in range(len(_KEY_NAMES)):
+            pins[_KEY_NAMES[i]] = lambda i=i, level=level: level[i]
         self.keys = Keys(pins)
         self.panel = SSD1306(self)  # the bus: writeto below
         self.display = Display(self.panel)
@@ -139,7 +142,10 @@ class Board:
 
     def report(self, beep=None, code=None):
         """One control-channel object for a screen change with its beep and refusal code."""
-        obj = {"screen": self.display.lines}
+        display = self.display
+        obj: dict = {"screen": display.lines}
+        if display.text:  # what the panel shows in Chinese
+            obj["text"] = display.text.lines
         if beep:
             obj["beep"] = beep
         if code:
@@ -198,6 +204,13 @@ class Board:
             self._presses.append(arg)
             if self._presser is None or self._presser.done():
                 self._presser = asyncio.create_task(self._press_all())
+        elif verb == "wall":
+            # The wall clock set to <epoch seconds>, as the gateway's time in a config message
+            # sets it (docs/simulator.md): the manual's examples run at their own dates.
+            try:
+                clock.sync(int(arg))
+            except ValueError:
+                return {"screen": self.display.lines, "error": "wall takes epoch seconds"}
         elif verb == "state":
             state = self.state_provider() if self.state_provider else {}
             state["screen"] = self.display.lines
@@ -230,7 +243,7 @@ class Board:
             await self._hold(name, 1, False)
 
     async def _hold(self, name, level, pressed):
-        self._key_level[name] = level
+        self._key_level[_KEY_NAMES.index(name)] = level
         waited = 0
         while waited < _KEY_HOLD_MS or (
             self.keys.pressed(name) != pressed and waited < _KEY_GIVE_UP_MS

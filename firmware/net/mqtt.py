@@ -99,22 +99,14 @@ class MQTTClient:
             self._task = asyncio.create_task(self._run())
         return self._task
 
+    # disconnect, acked_upto, flush and subscribe run once per boot at most on the handheld
+    # (subscribe at start, the others never): their code is net/mqtt_setup.py's, loaded for
+    # the call, not kept in the ~100 KB heap. Subscriptions renewed on a reconnect are not
+    # (_send_round): a reconnect must not need a block the size of mqtt_setup.
+
     async def disconnect(self):
         """Say goodbye (the broker then drops the will) and stop reconnecting."""
-        task = self._task
-        self._task = None
-        self._stop = True
-        if task is None:
-            return
-        if self.connected:
-            self._bye = True
-            self._kick.set()
-            try:
-                await asyncio.wait_for_ms(task, self._cfg["timeout_ms"])
-            except Exception:
-                pass  # timed out, and the wait cancelled the task
-        else:
-            task.cancel()
+        await lazy.call(_SETUP, "disconnect", self)
 
     async def publish(self, topic, payload, qos=1, retain=False):
         """Queue a message; returns once it holds a window slot, not when it is acked.
@@ -181,11 +173,7 @@ class MQTTClient:
     @property
     def acked_upto(self):
         """Every QoS 1 message with a ticket <= this has been PUBACKed."""
-        low = self._ticket
-        for i in range(len(self._pkt)):
-            if self._pkt[i] is not None and self._tkt[i] <= low:
-                low = self._tkt[i] - 1
-        return low
+        return lazy.call(_SETUP, "acked_upto", self)
 
     async def flush(self, ticket=None):
         """Wait until the message with this ticket and all before it are PUBACKed.
@@ -193,27 +181,11 @@ class MQTTClient:
         Default: everything published so far. Waits across reconnects; never times out
         by itself (wrap it in asyncio.wait_for_ms to bound it).
         """
-        if ticket is None:
-            ticket = self._ticket
-        while True:
-            self._freed.clear()
-            if self.acked_upto >= ticket:
-                return
-            await self._freed.wait()
+        await lazy.call(_SETUP, "flush", self, ticket)
 
     def subscribe(self, topic, qos=1):
         """Subscribe now if connected and again on every reconnect; qos 0 or 1."""
-        if qos != 0 and qos != 1:
-            raise ValueError("MQTT qos must be 0 or 1")
-        t = topic.encode() if isinstance(topic, str) else bytes(topic)
-        for sub in self._subs:
-            if sub[0] == t:
-                sub[1] = qos
-                sub[2] = 0
-                break
-        else:
-            self._subs.append([t, qos, 0, 0])
-        self._kick.set()
+        lazy.call(_SETUP, "subscribe", self, topic, qos)
 
     # ---- connection keeping -----------------------------------------------------
 

@@ -123,6 +123,59 @@ def init(c, config):
     c._tick = max(20, min(1000, shortest // 4))
 
 
+async def disconnect(c):
+    """MQTTClient.disconnect."""
+    task = c._task
+    c._task = None
+    c._stop = True
+    if task is None:
+        return
+    if c.connected:
+        c._bye = True
+        c._kick.set()
+        try:
+            await asyncio.wait_for_ms(task, c._cfg["timeout_ms"])
+        except Exception:
+            pass  # timed out, and the wait cancelled the task
+    else:
+        task.cancel()
+
+
+def acked_upto(c):
+    """MQTTClient.acked_upto."""
+    low = c._ticket
+    for i in range(len(c._pkt)):
+        if c._pkt[i] is not None and c._tkt[i] <= low:
+            low = c._tkt[i] - 1
+    return low
+
+
+async def flush(c, ticket):
+    """MQTTClient.flush."""
+    if ticket is None:
+        ticket = c._ticket
+    while True:
+        c._freed.clear()
+        if acked_upto(c) >= ticket:
+            return
+        await c._freed.wait()
+
+
+def subscribe(c, topic, qos):
+    """MQTTClient.subscribe: kept in c._subs, sent by the sender (now and on reconnects)."""
+    if qos != 0 and qos != 1:
+        raise ValueError("MQTT qos must be 0 or 1")
+    t = topic.encode() if isinstance(topic, str) else bytes(topic)
+    for sub in c._subs:
+        if sub[0] == t:
+            sub[1] = qos
+            sub[2] = 0
+            break
+    else:
+        c._subs.append([t, qos, 0, 0])
+    c._kick.set()
+
+
 def refusal(code):
     """The text for a CONNACK return code."""
     if 1 <= code <= len(_REFUSED):

@@ -1,5 +1,5 @@
 # The wire format between handheld and gateway (protocol v1, docs/protocol.md): one definition,
-# run by MicroPython on the device and imported by the gateway as firmware.app.wire.
+# run by MicroPython on the device and imported by the gateway as protocol.wire.
 # This module is what the handheld loads (topics, payload building, the ack check); the
 # validation of records and topics, which only the gateway runs, is in wire_schema.py, so its
 # bytecode never takes the device's heap. Validation returns an error string (None when fine).
@@ -7,12 +7,28 @@ VERSION = 1
 ROOT = "bagscan/v1/dev/"
 EVENTS = "events"  # device -> gateway, QoS 1: a batch of journal records
 ACK = "ack"  # gateway -> device, QoS 1: cumulative, sent only after the database commit
-CONFIG = "config"  # gateway -> device, retained: bag-number range, parcel cache, time
+CONFIG = "config"  # gateway -> device: retained full configs, and deltas (not retained)
 STATUS = "status"  # device -> gateway, retained; the last will says offline
+# A parcel the handheld's cache lacks, asked for while online (docs/protocol.md, "Parcel
+# requests"): the tracking number on REQUEST, QoS 0; the gateway answers on PARCEL, QoS 0,
+# {"v": 1, "parcels": {"<tracking number>": <a config parcel entry, or null: unknown>}}.
+REQUEST = "request"  # device -> gateway
+PARCEL = "parcel"  # gateway -> device
 
 MAX_MESSAGE = 16384  # bytes of one MQTT payload; larger is refused unread
-MAX_TEXT = 64  # longest string field in a record (barcodes: rules.MAX_BARCODE_LEN)
+MAX_TEXT = 64  # longest string field in a record, and the longest barcode the scanner passes
 MAX_SEQ = 2**31 - 1
+
+# The config message (retained on CONFIG): the fields a handheld keeps in its settings, besides
+# the header (v, time) and the two indexes it writes to flash (parcels, bags); "s" is the
+# config's version (a delta also has "b", the version it applies to). One string, split
+# when a message is applied: a tuple of eight names takes 0.4 KB of the handheld's heap for
+# good. The whole schema, entries included, and the gateway's builders are in config_schema.py,
+# which the handheld never loads.
+CONFIG_SETTINGS = (
+    "bag_range stores store_names unknown_parcel drivers"
+    " arrival_tolerance_g arrival_tolerance_pct baggable_hubs s screen_lang receipt_url"
+)
 
 # The courier's reasons to refuse a bag (manual: 揽收无货, 包装不符, 大包超重超长).
 REFUSE_REASONS = ("no_goods", "packaging", "over_limit")

@@ -1,4 +1,4 @@
-# Crash-safe small files (acked seq, boot counter, settings): whole old or whole new, never torn.
+# Crash-safe small files on flash (acked seq, boot counter, settings): whole old or whole new, never torn.
 #
 # LittleFS is copy-on-write: a file's new contents are committed by flush()/close(), and a
 # rename() that replaces an existing name is one atomic metadata commit. So "write a temp file,
