@@ -1,17 +1,19 @@
 """Flask CLI commands: `flask --app gateway <command>` (docs/api.md, "Command line").
 
-create-user comes with the admin page (gateway/auth.py).
+create-user comes with the admin page (gateway/web/auth.py), mqtt-files with the broker
+(gateway/ingest/mosquitto_files.py); create_app adds all of them.
 """
 
 import csv
-from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from gateway import bags, db, device_config, devices, drivers, mqtt_cli, parcels, settings
+from gateway import clock, db, settings
+from gateway.errors import Refused
 from gateway.models import Account, Address
+from gateway.services import bags, couriers, device_config, devices, parcels
 
 
 @click.command("db-upgrade")
@@ -45,8 +47,8 @@ def add_device(
             device, password = devices.provision(
                 session, device_id, current_app.config["BAG_RANGE_SIZE"]
             )
-        except devices.ProvisionError as err:
-            raise click.BadParameter(str(err)) from None
+        except Refused as err:
+            raise click.BadParameter(err.message) from None
         if role is not None:
             device.role = role
         if account_id is not None:
@@ -63,13 +65,15 @@ def add_device(
 @click.option("--name", required=True)
 @click.option("--badge", default="")
 @click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
-def add_driver(driver_id: str, name: str, badge: str, pin: str) -> None:
-    """Create a driver whose PIN unlocks the signing key on the handhelds."""
+@click.option("--account", "accounts", type=int, multiple=True, help="an account on its route")
+def add_driver(driver_id: str, name: str, badge: str, pin: str, accounts: tuple[int, ...]) -> None:
+    """Create a driver whose PIN unlocks its signing key on the handhelds of its route."""
     with db.transaction(current_app) as session:
         try:
-            drivers.create(session, settings.secret(session), driver_id, name, badge, pin)
-        except drivers.DriverError as err:
-            raise click.BadParameter(str(err), param_hint=err.field) from None
+            secret = settings.secret(session)
+            couriers.create(session, secret, driver_id, name, badge, pin, list(accounts))
+        except Refused as err:
+            raise click.BadParameter(err.message, param_hint=err.field) from None
     click.echo(f"driver {driver_id} created; handhelds get it with their next config")
 
 
@@ -87,8 +91,8 @@ def import_parcels(csv_file) -> None:
         raise click.ClickException(f"the CSV header lacks {', '.join(missing)}")
     try:
         rows = parcels.validate(reader)
-    except parcels.ImportRefused as err:
-        raise click.ClickException(f"nothing imported: {err}") from None
+    except Refused as err:
+        raise click.ClickException(f"nothing imported: {err.message}") from None
     with db.transaction(current_app) as session:
         created, updated = parcels.upsert(session, rows)
     click.echo(f"imported {created} new and {updated} updated parcels")
@@ -99,7 +103,7 @@ def import_parcels(csv_file) -> None:
 def close_stale_bags() -> None:
     """Close bags not picked up within CLOSE_AFTER_HOURS (run it hourly, e.g. from cron)."""
     with db.transaction(current_app) as session:
-        closed = bags.close_stale(session, datetime.now(UTC))
+        closed = bags.close_stale(session, clock.now())
     click.echo(f"closed {len(closed)} bags" + (": " + ", ".join(closed) if closed else ""))
 
 
@@ -127,4 +131,3 @@ def init_app(app: Flask) -> None:
         show_device_config,
     ):
         app.cli.add_command(command)
-    mqtt_cli.init_app(app)

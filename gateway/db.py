@@ -7,10 +7,40 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def storable(text: str) -> bool:
+    """Text both databases can hold: PostgreSQL's text takes no NUL, and an unpaired surrogate
+    (a JSON "\\ud800" escape) has no UTF-8 encoding. Requests are refused before they try."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def newest_first(session: Session, query: Select, model, before: int | None, per_page: int):
+    """A page of query's rows by keyset on model.id, newest first, as the admin pages list:
+    (rows, the id the next page starts before, or None on the last page)."""
+    if before:
+        query = query.where(model.id < before)
+    return page_of(
+        list(session.scalars(query.order_by(model.id.desc()).limit(per_page + 1))), per_page
+    )
+
+
+def page_of(rows: list, per_page: int) -> tuple[list, int | None]:
+    """rows read one past a page (newest first): the page, and the id the next one starts
+    before, or None when nothing is left."""
+    if len(rows) > per_page:
+        return rows[:per_page], rows[per_page - 1].id
+    return rows, None
 
 
 def make_engine(url: str) -> Engine:

@@ -10,7 +10,9 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -18,9 +20,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from gateway import clock
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The gateway's clock (gateway/clock.py), for the columns' defaults too."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator):
@@ -64,6 +69,23 @@ class Device(Base):
     role: Mapped[str] = mapped_column(String(16), default="seller", server_default="seller")
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     pickup_address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    # The version of the last config or delta sent to it (migration 0011); its status says
+    # which one it has taken (docs/protocol.md, "Config versions").
+    config_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The language of the handheld's screens (migrations 0014, 0016; issue 18), sent in its
+    # config (gateway/services/device_config.py): Chinese, the first mile's, unless an admin
+    # chooses English (docs/firmware.md, "Languages").
+    language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
+
+
+class IngestMember(Base):
+    """A live gateway instance of a partitioned ingest and the device buckets it subscribes to
+    (gateway/ingest/partition.py): beat grows while it lives."""
+
+    __tablename__ = "ingest_members"
+    instance: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class Record(Base):
@@ -87,6 +109,21 @@ class Record(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The device's time for the action, as the gateway reconstructs it (UTC).
     occurred_at: Mapped[datetime]
+    # The bag the record names (body "bag"): a late record's bag is replayed from these
+    # (gateway/ingest/replay.py). Filled from the body when not given.
+    bag_no: Mapped[str | None] = mapped_column(
+        String(32), index=True, default=lambda ctx: _body_text(ctx, "bag", 32)
+    )
+    # The parcel the record names (body "trk"): every bag that ever claimed a parcel, one that
+    # took it out again too, is found from these (registry lateness, replay; migration 0012).
+    tracking_no: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=lambda ctx: _body_text(ctx, "trk", 64)
+    )
+
+
+def _body_text(ctx, name: str, longest: int) -> str | None:
+    value = (ctx.get_current_parameters().get("body") or {}).get(name)
+    return value if isinstance(value, str) and len(value) <= longest else None
 
 
 class Bag(Base):
@@ -108,7 +145,7 @@ class Bag(Base):
     pickup_address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
     # When the driver must take it (domain.deadlines.pickup_due), set when the bag is closed.
     pickup_due_at: Mapped[datetime | None]
-    # The device time of the driver's pickup scan: the bag's legal pickup time (domain.md).
+    # The device time of the driver's pickup scan: the bag's legal pickup time (docs/domain.md).
     picked_up_at: Mapped[datetime | None] = mapped_column(index=True)
     # The driver id as the device reported it; not a foreign key, so that a scan by a driver
     # the gateway does not know is still kept (and flagged as a disagreement).
@@ -119,8 +156,22 @@ class Bag(Base):
     arrival_difference_g: Mapped[int | None] = mapped_column(Integer)  # arrival - bagging
     arrived_at: Mapped[datetime | None] = mapped_column(index=True)  # migration 0005
     disagreement_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Parcels the device put in that the gateway refused (bag_parcels.held_out): not members.
+    held_out_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The latest event applied to the bag, as (time, tie) of gateway/ingest/replay.py: an
+    # earlier one arriving later makes the bag be replayed (migration 0007).
+    last_at: Mapped[datetime | None]
+    last_tie: Mapped[str | None] = mapped_column(String(120))
+    # The members only; held_out_parcels the parcels the gateway held out, with their reason.
     parcels: Mapped[list["BagParcel"]] = relationship(
-        back_populates="bag", order_by="BagParcel.id", cascade="all, delete-orphan"
+        primaryjoin="and_(Bag.id == BagParcel.bag_id, BagParcel.held_out.is_(None))",
+        order_by="BagParcel.id",
+        viewonly=True,
+    )
+    held_out_parcels: Mapped[list["BagParcel"]] = relationship(
+        primaryjoin="and_(Bag.id == BagParcel.bag_id, BagParcel.held_out.is_not(None))",
+        order_by="BagParcel.id",
+        viewonly=True,
     )
     history: Mapped[list["BagHistory"]] = relationship(
         back_populates="bag", order_by="BagHistory.id", cascade="all, delete-orphan"
@@ -137,13 +188,18 @@ class BagParcel(Base):
     bag_id: Mapped[int] = mapped_column(ForeignKey("bags.id"), index=True)
     tracking_no: Mapped[str] = mapped_column(String(64), index=True)
     added_at: Mapped[datetime]
-    bag: Mapped[Bag] = relationship(back_populates="parcels")
+    # None: a member. Else the code the gateway refused it with (a protocol.rules code, or
+    # registry.UNKNOWN_PARCEL): the device put it in, the seller must take it out (migration 0007).
+    held_out: Mapped[str | None] = mapped_column(String(32))
+    bag: Mapped[Bag] = relationship()
 
 
 class BagHistory(Base):
     """Every status change of a bag: when, from what, to what, why and by whom."""
 
     __tablename__ = "bag_history"
+    # The auto-close finds each bag's latest move to awaiting_pickup (migration 0009).
+    __table_args__ = (Index("ix_bag_history_to_status", "to_status", "bag_id", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     bag_id: Mapped[int] = mapped_column(ForeignKey("bags.id"), index=True)
     at: Mapped[datetime]
@@ -152,6 +208,34 @@ class BagHistory(Base):
     cause: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))
     bag: Mapped[Bag] = relationship(back_populates="history")
+
+
+class BagEvent(Base):
+    """A lifecycle event the gateway applied to a bag (a cancel, a manual event, the system's
+    close), kept so that a replay applies it again at its time; `applied` false when a late
+    record made it impossible there (the bag's revisions say so)."""
+
+    __tablename__ = "bag_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bag_id: Mapped[int] = mapped_column(ForeignKey("bags.id"), index=True)
+    at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(24))
+    cause: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+    applied: Mapped[bool] = mapped_column(Boolean)
+
+
+class Revision(Base):
+    """A derived fact recomputed because a late record arrived: a bag's status, members or
+    arrival verdict, a parcel's online time (gateway/ingest/replay.py)."""
+
+    __tablename__ = "revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bag_id: Mapped[int | None] = mapped_column(ForeignKey("bags.id"), index=True)
+    tracking_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]  # gateway time of the recomputation
+    cause: Mapped[str] = mapped_column(Text)  # the late record or event
+    change: Mapped[str] = mapped_column(Text)  # what changed, "before -> after"
 
 
 class User(Base):
@@ -176,12 +260,12 @@ class LoginFailure(Base):
 
 
 class Account(Base):
-    """A seller account under which stores are linked for cross-store bagging (domain.md)."""
+    """A seller account under which stores are linked for cross-store bagging (docs/domain.md)."""
 
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    # Cut-offs and service hours are computed in the seller's zone (domain.md, "Time zone").
+    # Cut-offs and service hours are computed in the seller's zone (docs/domain.md, "Time zone").
     tz: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stores: Mapped[list["Store"]] = relationship(
@@ -210,6 +294,9 @@ class Address(Base):
     city: Mapped[str] = mapped_column(String(32), default="")
     district: Mapped[str] = mapped_column(String(32), default="")
     street: Mapped[str] = mapped_column(Text, default="")
+    # Milkrun: the pickup window agreed with the seller, "HH:MM-HH:MM" local time
+    # (domain.deadlines.Window); the driver comes then (migration 0009).
+    pickup_window: Mapped[str | None] = mapped_column(String(11))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -249,6 +336,9 @@ class Parcel(Base):
     received_at: Mapped[datetime | None]  # hub receipt time
     online_at: Mapped[datetime | None]  # 上网时间 (domain.online_time)
     online_reason: Mapped[str | None] = mapped_column(String(24))  # online_time reason code
+    # The status the hub receipt replaced: a bagging record older than the receipt is
+    # re-checked against it (migration 0007).
+    status_before_receipt: Mapped[str | None] = mapped_column(String(16))
 
 
 class Driver(Base):
@@ -256,7 +346,7 @@ class Driver(Base):
 
     The 32-byte HMAC key is kept only wrapped: `key_sealed` under the gateway's SECRET_KEY
     (to verify signatures), and `pin_key` under the driver's PIN (for the handhelds, which
-    unlock it with the PIN). The PIN itself is not kept. See gateway/drivers.py.
+    unlock it with the PIN). The PIN itself is not kept. See gateway/services/couriers.py.
     """
 
     __tablename__ = "drivers"
@@ -270,6 +360,16 @@ class Driver(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DriverAccount(Base):
+    """A seller account on a driver's route: the devices of that account carry the driver in
+    their config, and the driver signs that account's handovers (gateway/services/couriers.py,
+    migration 0010). A driver on no route is in no config and signs nowhere."""
+
+    __tablename__ = "driver_accounts"
+    driver_id: Mapped[str] = mapped_column(ForeignKey("drivers.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True, index=True)
 
 
 class Disagreement(Base):
@@ -286,8 +386,10 @@ class Disagreement(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     code: Mapped[str] = mapped_column(String(32))  # a rules.* code or a registry code
     message: Mapped[str] = mapped_column(Text)
-    tracking_no: Mapped[str | None] = mapped_column(String(64))
-    resolved_at: Mapped[datetime | None]
+    tracking_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The bag number the record names, also when no such bag is known (migration 0007).
+    bag_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)  # migration 0008
     bag: Mapped[Bag | None] = relationship(back_populates="disagreements")
 
 
@@ -354,6 +456,9 @@ class Receipt(Base):
     seller_id: Mapped[str] = mapped_column(String(64))
     seller_name: Mapped[str] = mapped_column(String(100))
     bag_numbers: Mapped[list] = mapped_column(JSON)
+    # Bags of the signed list that the gateway refused to hand over, each {bag, code, reason}
+    # (gateway/ingest/registry.py _handover_refusal); null before migration 0006.
+    refused_bags: Mapped[list | None] = mapped_column(JSON)
     driver_id: Mapped[str] = mapped_column(String(64))
     driver_name: Mapped[str] = mapped_column(String(64))
     driver_signature: Mapped[str] = mapped_column(String(64))
@@ -370,3 +475,64 @@ class AdminSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     remote_addr: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One action a person took on the admin page: who, what, when, the state before and after.
+
+    Written in the same transaction as the action (gateway/services/audit.py), so an action that
+    is rolled back leaves no entry and an entry never describes an action that did not happen.
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+
+
+class ExceptionResolution(Base):
+    """An exception of the queue (gateway/services/exceptions.py) marked resolved by a person.
+
+    (kind, ref) names the exception, e.g. ("late_pickup", bag number); the queue lists only
+    exceptions without a row here.
+    """
+
+    __tablename__ = "exception_resolutions"
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    ref: Mapped[str] = mapped_column(String(120))
+    resolved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_by: Mapped[str] = mapped_column(String(64))
+    why: Mapped[str] = mapped_column(Text)
+
+
+class FirmwareRelease(Base):
+    """A signed firmware release (issue 19, docs/ota.md): the packed bundle the handhelds fetch
+    in chunks, its hash and the release key's signature of it (devkit/release.py)."""
+
+    __tablename__ = "firmware_releases"
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(512))  # hex, RSA-2048
+    size: Mapped[int] = mapped_column(Integer)
+    packed: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class DeviceUpdate(Base):
+    """A handheld's update to a release since it was rolled out: its state (docs/ota.md,
+    "States") and how far the fetch got, for the rollout page."""
+
+    __tablename__ = "device_updates"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("firmware_releases.version"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

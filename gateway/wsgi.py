@@ -6,7 +6,8 @@ ingest worker of the instance itself; the HTTP workers only serve requests.
 
 import socket
 
-from gateway import create_app, publisher
+from gateway import create_app
+from gateway.ingest import publisher
 
 app = create_app()
 if app.config["MQTT_URL"]:

@@ -1,4 +1,4 @@
-"""The gateway's domain rules as a pure library: no database, no Flask (docs: shared/domain.md).
+"""The gateway's domain rules as a pure library: no database, no Flask (docs/domain.md).
 
 One module per rule: lifecycle (bag statuses and transitions), deadlines (pickup cut-offs and
 service windows), coverage (the manual's tables, Milkrun eligibility), online_time, arrival

@@ -1,17 +1,17 @@
 """The gateway's re-check of a device's decision to add a parcel to a bag.
 
-Limits, codes and the size/weight tests come from firmware/app/rules.py, the one definition
-the handheld uses too; this module only adds the facts the gateway knows (parcel status,
-other bags, linked stores) and the order in which the rules are asked.
+The rules, their order and codes are protocol/rules.py's (RULES, refusal), the ones the
+handheld runs; this module gives them the facts the gateway knows (parcel status, other bags,
+linked stores) and the messages the admin page shows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from firmware.app import rules
-from firmware.app.rules import (
+from protocol import config_schema, rules
+from protocol.rules import (
     ALREADY_RECEIVED,
     BAG_FULL,
     CANCELLED,
@@ -30,16 +30,15 @@ from firmware.app.rules import (
     STORE_NOT_LINKED,
 )
 
-# Parcel statuses the gateway knows.
-PENDING = "pending"  # created, seller has not confirmed ready-to-ship
-RTS = "rts"
-PARCEL_CANCELLED = "cancelled"
-PARCEL_RECEIVED = "received"  # already signed in at a sorting center
-PARCEL_STATUSES = (PENDING, RTS, PARCEL_CANCELLED, PARCEL_RECEIVED)
+# Parcel statuses, as the config message's parcel entries carry them (protocol/config_schema.py).
+PARCEL_STATUSES = config_schema.STATUSES
+# created, seller has not confirmed ready-to-ship; ready to ship; cancelled; already signed in
+# at a sorting center
+PENDING, RTS, PARCEL_CANCELLED, PARCEL_RECEIVED = PARCEL_STATUSES
 
 # Hubs (sorting centers / channels).
-SZ, YW, FM49, HK, KR = "SZ", "YW", rules.FM49, "HK", "KR"
-HUBS = (SZ, YW, FM49, HK, KR)
+HUBS = config_schema.HUBS
+SZ, YW, FM49, HK, KR = HUBS
 
 
 @dataclass(frozen=True)
@@ -72,25 +71,6 @@ class BagFacts:
     baggable_hubs: Collection[str] = rules.BAGGABLE_HUBS
 
 
-Rule = Callable[[ParcelFacts, BagFacts], bool]  # True: the parcel is refused
-
-# Asked in order; the first rule that refuses gives the code. Facts about the parcel
-# itself come before the bag's limits, so a seller sees the cause that a retry won't fix.
-RULES: tuple[tuple[str, Rule], ...] = (
-    (DUPLICATE, lambda p, b: p.tracking_no in b.tracking_nos),
-    (IN_OTHER_BAG, lambda p, b: p.in_bag is not None and p.in_bag != b.bag_no),
-    (ALREADY_RECEIVED, lambda p, b: p.status == PARCEL_RECEIVED),
-    (CANCELLED, lambda p, b: p.status == PARCEL_CANCELLED),
-    (NOT_RTS, lambda p, b: p.status == PENDING),
-    (STORE_NOT_LINKED, lambda p, b: p.seller_id not in b.linked_seller_ids),
-    (HUB_NOT_BAGGABLE, lambda p, b: p.hub not in b.baggable_hubs),
-    (SEA_BIG_ITEM, lambda p, b: p.sea_big_item),
-    (FM49_MIX, lambda p, b: any((h == FM49) != (p.hub == FM49) for h in b.hubs)),
-    (BAG_FULL, lambda p, b: len(b.tracking_nos) + 1 > MAX_PARCELS),
-    (OVERWEIGHT, lambda p, b: not rules.weight_ok(b.weight_g + p.weight_g)),
-    (OVERSIZE, lambda p, b: b.dims_cm is not None and not rules.size_ok(b.dims_cm)),
-)
-
 MESSAGES = {
     DUPLICATE: "already in this bag (scanned twice)",
     IN_OTHER_BAG: "already in another bag",
@@ -107,14 +87,34 @@ MESSAGES = {
 }
 
 
+def _facts(parcel: ParcelFacts, bag: BagFacts) -> dict:
+    """The arguments of rules.refusal for adding parcel to bag."""
+    fm49 = sum(1 for hub in bag.hubs if hub == FM49)
+    return {
+        "twice": parcel.tracking_no in bag.tracking_nos,
+        "elsewhere": parcel.in_bag is not None and parcel.in_bag != bag.bag_no,
+        # A parcel entry of the config message: [status, hub, seller, sea big item].
+        "facts": (parcel.status, parcel.hub, parcel.seller_id, parcel.sea_big_item),
+        "settings": {"stores": bag.linked_seller_ids, "baggable_hubs": bag.baggable_hubs},
+        "n": len(bag.tracking_nos),
+        "fm49": fm49,
+        "other": len(bag.hubs) - fm49,
+        "grams": bag.weight_g + parcel.weight_g,
+        "dims": bag.dims_cm,
+    }
+
+
 def check_add(parcel: ParcelFacts, bag: BagFacts) -> str | None:
     """The refusal code for adding `parcel` to `bag`, or None when it may go in."""
-    for code, refuses in RULES:
-        if refuses(parcel, bag):
-            return code
-    return None
+    return rules.refusal(**_facts(parcel, bag))
 
 
 def refusals(parcel: ParcelFacts, bag: BagFacts) -> tuple[str, ...]:
-    """Every rule that refuses, in order (the admin page lists them all)."""
-    return tuple(code for code, refuses in RULES if refuses(parcel, bag))
+    """Every rule that refuses, in the order of rules.RULES (the admin page lists them all)."""
+    facts = _facts(parcel, bag)
+    found: list[str] = []
+    code = rules.refusal(**facts)
+    while code is not None:
+        found.append(code)
+        code = rules.refusal(**facts, after=code)
+    return tuple(found)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-# domain.md, "Milkrun eligibility": average orders/day over the last 30 days.
+# docs/domain.md, "Milkrun eligibility": average orders/day over the last 30 days.
 WINDOW_DAYS = 30
 MIN_DAILY_ORDERS_MAINLAND = 50
 MIN_DAILY_ORDERS_HONG_KONG = 30
@@ -182,3 +182,55 @@ def milkrun_eligibility(address: Address, orders: Iterable[Order], now: datetime
     if average < required:
         reasons.append(TOO_FEW_ORDERS)
     return Eligibility(not reasons, tuple(reasons), average, required)
+
+
+# Why a pickup address is refused when it is added (docs/domain.md, "Milkrun eligibility").
+OUTSIDE_SERVICE_HOURS = "OUTSIDE_SERVICE_HOURS"
+
+
+@dataclass(frozen=True)
+class AddressRefusal:
+    code: str
+    field: str  # the request field at fault
+    message: str  # names the manual's rule
+
+
+def pickup_refusal(
+    service: str, address: Address, daily_orders: float | None = None
+) -> AddressRefusal | None:
+    """Why `address` cannot be a pickup address of `service` ("milkrun" or "paid"), or None.
+
+    Paid pickup: the city (or a county-level city or town given as district) is in the paid
+    table. Milkrun: the district is in the Milkrun table, and the seller's average orders a
+    day over the last 30 days (`daily_orders`, the figure of its application, without
+    campaign, overseas-warehouse and resale orders) reach the manual's minimum.
+    """
+    place = " ".join(p for p in (address.province, address.city, address.district) if p)
+    if service == "paid":
+        if paid_covers(address):
+            return None
+        return AddressRefusal(
+            NOT_IN_COVERAGE,
+            "city",
+            f"paid pickup does not serve {place or 'an address without a city'}: the manual's "
+            "paid-pickup coverage lists 27 provinces and 203 cities",
+        )
+    if not milkrun_covers(address):
+        return AddressRefusal(
+            NOT_IN_COVERAGE,
+            "district",
+            f"Milkrun does not serve {place or 'an address without a district'}: its coverage "
+            "is the manual's districts of Shenzhen, Dongguan, Guangzhou, Foshan, Hangzhou and "
+            "Jinhua, and Hong Kong",
+        )
+    required = MIN_DAILY_ORDERS_HONG_KONG if is_hong_kong(address) else MIN_DAILY_ORDERS_MAINLAND
+    if daily_orders is None or daily_orders < required:
+        region = "Hong Kong" if is_hong_kong(address) else "the mainland"
+        return AddressRefusal(
+            TOO_FEW_ORDERS,
+            "orders_per_day",
+            f"Milkrun in {region} needs an average of at least {required} orders a day over "
+            f"the last {WINDOW_DAYS} days (without campaign, overseas-warehouse and resale "
+            f"orders); the application gives {daily_orders if daily_orders is not None else 0:g}",
+        )
+    return None

@@ -1,4 +1,4 @@
-"""Bag label PDFs: 10x10 cm for Milkrun, 10x15 cm for paid pickup (domain.md, "Bag labels")."""
+"""Bag label PDFs: 10x10 cm for Milkrun, 10x15 cm for paid pickup (docs/domain.md, "Bag labels")."""
 
 from __future__ import annotations
 
@@ -120,12 +120,27 @@ def draw_bag_label(
 
 def bag_label_pdf(bag_no: str, service: str, seller: str, pickup_address: str) -> bytes:
     """A one-page PDF label for the bag, page size 10x10 cm (Milkrun) or 10x15 cm (paid)."""
-    if service not in LABEL_SIZES:
-        raise ValueError(f"unknown pickup service {service!r}; use one of {sorted(LABEL_SIZES)}")
+    return bag_labels_pdf([(bag_no, service, seller, pickup_address)])
+
+
+def bag_labels_pdf(labels: list[tuple[str, str, str, str]]) -> bytes:
+    """One PDF, one page per (bag_no, service, seller, pickup_address), each page the size of
+    its bag's label: a warehouse prints the bags it closed in one go (issue 17)."""
+    if not labels:
+        raise ValueError("no bags to print labels for")
+    for bag_no, service, _seller, _address in labels:
+        if service not in LABEL_SIZES:
+            raise ValueError(
+                f"bag {bag_no}: unknown pickup service {service!r}; use one of {sorted(LABEL_SIZES)}"
+            )
     out = io.BytesIO()
-    canvas = Canvas(out, pagesize=LABEL_SIZES[service])
-    canvas.setTitle(f"bag label {bag_no}")
-    draw_bag_label(canvas, bag_no, service, seller, pickup_address)
-    canvas.showPage()
+    canvas = Canvas(out, pagesize=LABEL_SIZES[labels[0][1]])
+    canvas.setTitle(
+        f"bag label {labels[0][0]}" if len(labels) == 1 else f"{len(labels)} bag labels"
+    )
+    for bag_no, service, seller, address in labels:
+        canvas.setPageSize(LABEL_SIZES[service])
+        draw_bag_label(canvas, bag_no, service, seller, address)
+        canvas.showPage()
     canvas.save()
     return out.getvalue()

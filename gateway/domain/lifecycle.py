@@ -1,4 +1,4 @@
-"""Bag statuses and the one table of allowed transitions (domain.md, "Bag statuses")."""
+"""Bag statuses and the one table of allowed transitions (docs/domain.md, "Bag statuses")."""
 
 from __future__ import annotations
 
@@ -150,7 +150,10 @@ WAITING_FOR_PICKUP = frozenset(
     {SUBMITTED, AWAITING_BAG_NUMBER, AWAITING_PICKUP, PICKUP_FAILED, CANCEL_FAILED}
 )
 
-# domain.md: "a long time" is not given by the manual; (product choice) default 72 h.
+# A parcel in a bag with one of these statuses is free to go into another bag.
+RELEASES_PARCELS = frozenset({CANCELLED, CLOSED})
+
+# docs/domain.md: "a long time" is not given by the manual; (product choice) default 72 h.
 DEFAULT_CLOSE_AFTER = timedelta(hours=72)
 
 # Refusal codes.
@@ -195,21 +198,28 @@ def transition(current: str, event: str) -> str:
     )
 
 
+# The statuses the auto-close takes: a bag that was handed to the pickup company
+# (awaiting_pickup) and is still not picked up. A submitted bag is still open on its handheld
+# (its bag_close moves it on), so the system never closes it under the seller's hands.
+CLOSED_WHEN_STALE = WAITING_FOR_PICKUP - {SUBMITTED, AWAITING_BAG_NUMBER}
+
+
 def due_for_close(
     status: str,
-    created_at: datetime,
+    waiting_since: datetime,
     now: datetime,
     close_after: timedelta = DEFAULT_CLOSE_AFTER,
 ) -> bool:
-    """True when the system should close the bag: still waiting for pickup after `close_after`.
+    """True when the system should close the bag: `close_after` has passed since it became
+    awaiting_pickup (`waiting_since`, its latest such move) and it is still not picked up.
 
     Both times must be timezone-aware (the gateway stores UTC).
     """
-    if created_at.tzinfo is None or now.tzinfo is None:
+    if waiting_since.tzinfo is None or now.tzinfo is None:
         raise ValueError("due_for_close needs timezone-aware datetimes")
     if status not in TRANSITIONS:
         raise TransitionRefused(UNKNOWN_STATUS, f"unknown bag status {status!r}")
-    return status in WAITING_FOR_PICKUP and now - created_at >= close_after
+    return status in CLOSED_WHEN_STALE and now - waiting_since >= close_after
 
 
 def mermaid_diagram() -> str:

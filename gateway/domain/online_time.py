@@ -1,4 +1,4 @@
-"""A parcel's online time (上网时间) when the hub receives it (domain.md, "Online time")."""
+"""A parcel's online time (上网时间) when the hub receives it (docs/domain.md, "Online time")."""
 
 from __future__ import annotations
 

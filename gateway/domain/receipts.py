@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import io
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import qrcode
 import qrcode.image.svg
@@ -58,11 +59,43 @@ class HandoverFields:
 class Receipt:
     fields: HandoverFields
     driver_signature: str  # hex HMAC-SHA256 from the handheld
+    # Bags of the signed list that were not handed over, as (bag number, reason): the driver
+    # signed the whole list, the gateway took only the seller's own bags ready for pickup.
+    refused: tuple[tuple[str, str], ...] = ()
+    # The legal pickup time as printed (pickup_time_text): not signed, it is the drivers' scans
+    # of the bags handed over (docs/domain.md); None where they are not looked up.
+    pickup_time: str | None = None
+
+    @property
+    def handed_over(self) -> tuple[str, ...]:
+        """The bags that went with the handover: the signed list less the refused ones."""
+        refused = {bag for bag, _ in self.refused}
+        return tuple(b for b in dict.fromkeys(self.fields.bag_numbers) if b not in refused)
+
+    @property
+    def bag_count_text(self) -> str:
+        """The number of bags printed: those handed over, and when the gateway refused some of
+        the list, how many the driver signed for and how many were refused."""
+        count = str(len(self.handed_over))
+        if not self.refused:
+            return count
+        return f"{count} (签收 signed {self.fields.bag_count}, 未交接 refused {len(self.refused)})"
 
     @property
     def receipt_id(self) -> str:
         """A short stable id for URLs: the first 16 hex of sha256 over the signed message."""
         return hashlib.sha256(handover_message(self.fields)).hexdigest()[:16]
+
+
+def pickup_time_text(first: datetime, last: datetime, zone: ZoneInfo) -> str:
+    """The pickup time as printed, in `zone` and named by its offset: one time, or the first
+    and last scan when they differ by the minute ("2026-12-06 10:02 – 10:40 (UTC+08:00)")."""
+    a, b = first.astimezone(zone), last.astimezone(zone)
+    text = a.strftime("%Y-%m-%d %H:%M")
+    if b.strftime("%Y-%m-%d %H:%M") != text:
+        text += " – " + b.strftime("%H:%M" if a.date() == b.date() else "%Y-%m-%d %H:%M")
+    offset = a.strftime("%z")
+    return f"{text} (UTC{offset[:3]}:{offset[3:]})"
 
 
 def _escape(value: str) -> str:
@@ -174,8 +207,9 @@ def _draw_copy(
     text_width = width - 2 * margin - qr_size - 6 * mm
     rows = (
         ("揽收日期 Pickup date", f.pickup_date.isoformat()),
+        *((("揽收时间 Pickup time", receipt.pickup_time),) if receipt.pickup_time else ()),
         ("揽收商家 Seller", f"{f.seller_name} ({f.seller_id})"),
-        ("揽收大包数 Bags", str(f.bag_count)),
+        ("揽收大包数 Bags", receipt.bag_count_text),
         ("司机 Driver", f"{f.driver_name} ({f.driver_id})"),
         ("司机签名 Driver signature", receipt.driver_signature),
     )
@@ -189,10 +223,15 @@ def _draw_copy(
         y -= 2
     bottom = top - height + margin
     canvas.setFont(font, 8)
-    lines = wrap("大包号 Bag numbers: " + ", ".join(f.bag_numbers), font, 8, text_width)
+    lines = wrap("大包号 Bag numbers: " + ", ".join(receipt.handed_over), font, 8, text_width)
+    if receipt.refused:
+        text = "; ".join(f"{bag} ({why})" for bag, why in receipt.refused)
+        lines += wrap("未交接 Refused: " + text, font, 8, text_width)
     room = max(int((y - bottom - 12) // 10), 1)
     if len(lines) > room:  # the full list is behind the QR code
-        lines = lines[: room - 1] + [f"… {f.bag_count} bags in all: scan the QR code for the list"]
+        lines = lines[: room - 1] + [
+            f"… {len(receipt.handed_over)} bags in all: scan the QR code for the list"
+        ]
     for line in lines:
         y -= 10
         canvas.drawString(margin, y, line)
@@ -226,4 +265,4 @@ def receipt_pdf(receipt: Receipt, secret: bytes, base_url: str) -> bytes:
 
 def altered(receipt: Receipt, **changes: object) -> Receipt:
     """A copy of `receipt` with some handover fields changed (for checks and tests)."""
-    return Receipt(replace(receipt.fields, **changes), receipt.driver_signature)
+    return replace(receipt, fields=replace(receipt.fields, **changes))

@@ -68,6 +68,8 @@
     document.getElementById("devices-total").textContent = d.devices.total;
     document.getElementById("handovers-today").textContent = d.handovers_today;
     document.getElementById("late-count").textContent = d.late_count;
+    document.getElementById("exceptions-open").textContent = d.exceptions_count;
+    document.getElementById("nav-exceptions-count").textContent = d.exceptions_count;
     const byStatus = document.querySelector("#by-status tbody");
     byStatus.replaceChildren(...d.by_status.map((s) => {
       const tr = row([s.label, s.count]);

@@ -1,4 +1,4 @@
-"""admin sessions: server-side login sessions of the admin page (gateway.auth)
+"""admin sessions: server-side login sessions of the admin page (gateway.web.auth)
 
 Revision ID: 0004
 Revises: 0003

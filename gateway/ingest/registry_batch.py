@@ -1,0 +1,342 @@
+"""What a run of records reads from and writes to the bag tables, loaded in a few queries.
+
+The registry (gateway/ingest/registry.py) asks for bags by number, a bag's members, a parcel, the
+bag a parcel was last put into, an account's stores. Asked record by record that is several
+queries each, and every query first flushes the bags changed by the record before. A Batch
+answers from dicts instead: `prefetch` loads what a run of records names (its bags, their
+members, the parcels, the parcels' earlier bags) in a handful of IN queries, and memberships
+are written in one executemany at `flush`. Anything not prefetched is loaded on first use
+(after writing the pending memberships, so the database and the dicts agree), so a Batch
+gives the answers the per-record queries gave, only faster.
+
+Bags, their history, disagreements, weighings and scans stay ORM objects: there is one
+bag per ~300 records, and the session's identity map already shares them.
+
+A Batch also carries what a run found out of order: the bags a late record names (`dirty`),
+replayed when the run ends (gateway/ingest/replay.py), and how far each device's records are
+applied (`applied`). A replay folds records through a Batch of its own (`folding`), in which
+the replayed bags are "unborn" until their first bagging record comes round again.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import Row, delete, func, inspect, select
+from sqlalchemy.orm import Session
+
+from gateway.models import Bag, BagParcel, Device, Parcel, Record, Store
+
+# What the registry reads of a parcel, as a plain row: ORM objects cost more to build than the
+# rest of applying a record.
+_PARCEL_COLUMNS = (
+    Parcel.tracking_no,
+    Parcel.seller_id,
+    Parcel.status,
+    Parcel.hub,
+    Parcel.sea_big_item,
+    Parcel.received_at,
+    Parcel.status_before_receipt,
+)
+_IN_GROUP = 2000  # values per IN (...): well below SQLite's 32,766 bound parameters
+# In Batch._holders: a bag that claimed the parcel and took it out again (its records name
+# it). Lateness must still see that claim: a record of another bag naming the parcel, older
+# than the removal, changes what that bag held and was told (IN_OTHER_BAG).
+_TAKEN_OUT = "~taken_out"
+
+
+def _groups(values: Iterable) -> Iterator[list]:
+    values = list(values)
+    for start in range(0, len(values), _IN_GROUP):
+        yield values[start : start + _IN_GROUP]
+
+
+class Batch:
+    """Runs of records inside one transaction, one device's run at a time (`device`); the
+    caller calls flush() at the end of each run."""
+
+    def __init__(self, session: Session, device: Device | None):
+        self.session = session
+        self.device = device
+        self.folding = False  # True in a replay (gateway/ingest/replay.py)
+        self.dirty: dict[str, str] = {}  # bag_no -> why it must be replayed
+        self.applied: dict[str, int] = {}  # device id -> highest seq applied in this Batch
+        self._unborn: dict[str, Bag] = {}  # replayed bags not yet opened again in the fold
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop everything loaded and pending: after a savepoint rolled a run back, the dicts
+        may hold changes the database no longer has."""
+        self._bags: dict[str, Bag | None] = {}  # bag_no -> bag, None: not in the database
+        # bag id -> its members' tracking numbers in the order they were put in (BagParcel.id)
+        self._members: dict[int, dict[str, None]] = {}
+        self._held: dict[int, dict[str, str]] = {}  # bag id -> held-out tracking no -> code
+        self._hubs: dict[int, Counter] = {}  # bag id -> hubs of its members that are imported
+        self._parcels: dict[str, Row | None] = {}  # rows of _PARCEL_COLUMNS
+        # tracking number -> {id of a bag it was put into: held-out code, None (a member) or
+        # _TAKEN_OUT}, oldest first: the bags that claim or claimed it
+        self._holders: dict[str, dict[int, str | None]] = {}
+        self._linked: dict[int, set[str]] = {}
+        self._pending: dict[tuple[int, str], dict] = {}  # BagParcel rows not yet inserted
+        self._touched: dict[int, Bag] = {}
+
+    # ---- loading ------------------------------------------------------------------------
+
+    def prefetch(self, bodies: Iterable[dict]) -> None:
+        """Load, in a few queries, what these record bodies will ask for."""
+        bag_nos: set[str] = set()
+        trks: set[str] = set()
+        for rec in bodies:
+            bag_no = rec.get("bag")
+            if isinstance(bag_no, str):
+                bag_nos.add(bag_no)
+            bags = rec.get("bags")
+            if isinstance(bags, list):
+                bag_nos.update(b for b in bags if isinstance(b, str))
+            trk = rec.get("trk")
+            if isinstance(trk, str):
+                trks.add(trk)
+        session = self.session
+        # The member and parcel rows below are read as plain rows on the session's connection:
+        # through the ORM each row cost several times as much, and these reads are most of the
+        # ingest's applying at a steady load (bags of 300 read again for each transaction).
+        # They see what is flushed: flushed now, and the memberships by _write().
+        session.flush()
+        conn = session.connection()
+        missing = bag_nos - self._bags.keys()
+        for group in _groups(missing):
+            for bag in session.scalars(select(Bag).where(Bag.bag_no.in_(group))):
+                self._bags[bag.bag_no] = bag
+        for bag_no in missing:
+            self._bags.setdefault(bag_no, None)
+        self._write()
+        unloaded = [
+            b.id for b in self._bags.values() if b is not None and b.id not in self._members
+        ]
+        for bag_id in unloaded:
+            self._members[bag_id] = {}
+            self._held[bag_id] = {}
+        for group in _groups(unloaded):
+            rows = conn.execute(
+                select(BagParcel.bag_id, BagParcel.tracking_no, BagParcel.held_out)
+                .where(BagParcel.bag_id.in_(group))
+                .order_by(BagParcel.id)
+            )
+            for bag_id, trk, held in rows:
+                if held is None:
+                    self._members[bag_id][trk] = None
+                else:
+                    self._held[bag_id][trk] = held
+        new_trks = trks - self._holders.keys()
+        for trk in new_trks:
+            self._holders[trk] = {}
+        holder_ids: set[int] = set()
+        for group in _groups(new_trks):
+            rows = conn.execute(
+                select(BagParcel.tracking_no, BagParcel.bag_id, BagParcel.held_out)
+                .where(BagParcel.tracking_no.in_(group))
+                .order_by(BagParcel.id)
+            )
+            for trk, bag_id, held in rows:
+                self._holders[trk][bag_id] = held
+                holder_ids.add(bag_id)
+            for trk, bag_id in self._taken_out(group):
+                self._holders[trk].setdefault(bag_id, _TAKEN_OUT)
+                holder_ids.add(bag_id)
+        known = {b.id for b in self._bags.values() if b is not None}
+        for group in _groups(holder_ids - known):
+            list(session.scalars(select(Bag).where(Bag.id.in_(group))))  # into the identity map
+        self._load_parcels(trks)
+        self._load_hubs(unloaded)
+
+    def _load_parcels(self, trks: Iterable[str]) -> None:
+        missing = [t for t in trks if t not in self._parcels]
+        for group in _groups(missing):
+            rows = self.session.connection().execute(
+                select(*_PARCEL_COLUMNS).where(Parcel.tracking_no.in_(group))
+            )
+            for parcel in rows:
+                self._parcels[parcel.tracking_no] = parcel
+        for trk in missing:
+            self._parcels.setdefault(trk, None)
+
+    def _load_hubs(self, bag_ids: list[int]) -> None:
+        """Count the hubs of the bags' imported members (counted in SQL: bags are large)."""
+        for bag_id in bag_ids:
+            self._hubs[bag_id] = Counter()
+        for group in _groups(bag_ids):
+            rows = self.session.connection().execute(
+                select(BagParcel.bag_id, Parcel.hub, func.count())
+                .join(Parcel, Parcel.tracking_no == BagParcel.tracking_no)
+                .where(BagParcel.bag_id.in_(group), BagParcel.held_out.is_(None))
+                .group_by(BagParcel.bag_id, Parcel.hub)
+            )
+            for bag_id, hub, n in rows:
+                self._hubs[bag_id][hub] = n
+
+    # ---- questions ----------------------------------------------------------------------
+
+    def bag(self, bag_no: str) -> Bag | None:
+        """The bag with this number, or None (also a replayed bag not yet opened again)."""
+        if bag_no in self._unborn:
+            return None
+        if bag_no not in self._bags:
+            self._bags[bag_no] = self.session.scalars(
+                select(Bag).where(Bag.bag_no == bag_no)
+            ).one_or_none()
+        return self._bags[bag_no]
+
+    def opened(self, bag: Bag) -> None:
+        """A bag just created (and flushed): it has no members yet."""
+        self._unborn.pop(bag.bag_no, None)
+        self._bags[bag.bag_no] = bag
+        self._members[bag.id] = {}
+        self._held[bag.id] = {}
+        self._hubs[bag.id] = Counter()
+
+    def unborn(self, bags: Iterable[Bag]) -> None:
+        """Replayed bags, emptied: `bag()` says None until `reborn()` opens them again."""
+        for bag in bags:
+            self._unborn[bag.bag_no] = bag
+            self._bags[bag.bag_no] = bag
+            self._members[bag.id] = {}
+            self._held[bag.id] = {}
+            self._hubs[bag.id] = Counter()
+
+    def reborn(self, bag_no: str) -> Bag | None:
+        """The row of a replayed bag the fold now opens again, or None."""
+        return self._unborn.get(bag_no)
+
+    def is_unborn(self, bag: Bag) -> bool:
+        return bag.bag_no in self._unborn
+
+    def mark_dirty(self, bag: Bag, why: str) -> None:
+        """A record came late for this bag: replay it when the run ends."""
+        self.dirty.setdefault(bag.bag_no, why)
+
+    def members(self, bag: Bag) -> dict[str, None]:
+        """The bag's tracking numbers in the order they went in (a dict used as an ordered set)."""
+        if bag.id not in self._members:
+            self._write()
+            rows = self.session.execute(
+                select(BagParcel.tracking_no, BagParcel.held_out)
+                .where(BagParcel.bag_id == bag.id)
+                .order_by(BagParcel.id)
+            ).all()
+            self._members[bag.id] = {trk: None for trk, held in rows if held is None}
+            self._held[bag.id] = {trk: held for trk, held in rows if held is not None}
+            self._load_hubs([bag.id])
+        return self._members[bag.id]
+
+    def held_out(self, bag: Bag) -> dict[str, str]:
+        """The parcels held out of the bag, with the code each was refused with."""
+        self.members(bag)
+        return self._held[bag.id]
+
+    def hubs(self, bag: Bag) -> set[str]:
+        """The hubs of the bag's members that are imported parcels."""
+        self.members(bag)
+        return {hub for hub, n in self._hubs[bag.id].items() if n > 0}
+
+    def parcel(self, trk: str) -> Row | None:
+        """The imported parcel (tracking_no, seller_id, status, hub, sea_big_item,
+        received_at, status_before_receipt), or None."""
+        if trk not in self._parcels:
+            self._parcels[trk] = self.session.execute(
+                select(*_PARCEL_COLUMNS).where(Parcel.tracking_no == trk)
+            ).first()
+        return self._parcels[trk]
+
+    def _taken_out(self, trks: list[str]) -> Iterator[tuple[str, int]]:
+        """(tracking number, bag id) of every bag whose records name one of the parcels."""
+        yield from self.session.execute(
+            select(Record.tracking_no, Bag.id)
+            .join(Bag, Bag.bag_no == Record.bag_no)
+            .where(Record.tracking_no.in_(trks))
+            .distinct()
+        ).tuples()
+
+    def _claims(self, trk: str) -> dict[int, str | None]:
+        if trk not in self._holders:
+            self._write()
+            rows = self.session.execute(
+                select(BagParcel.bag_id, BagParcel.held_out)
+                .where(BagParcel.tracking_no == trk)
+                .order_by(BagParcel.id)
+            )
+            self._holders[trk] = dict(rows.tuples())
+            for _trk, bag_id in self._taken_out([trk]):
+                self._holders[trk].setdefault(bag_id, _TAKEN_OUT)
+        return self._holders[trk]
+
+    def holder(self, trk: str) -> Bag | None:
+        """The bag the parcel was last put into as a member (bag_of_parcel)."""
+        ids = [bag_id for bag_id, held in self._claims(trk).items() if held is None]
+        return self.session.get(Bag, ids[-1]) if ids else None
+
+    def claims(self, trk: str) -> list[Bag]:
+        """Every bag the parcel was put into, as a member or held out, or taken out again."""
+        return [self.session.get(Bag, bag_id) for bag_id in self._claims(trk)]
+
+    def linked_sellers(self, account_id: int) -> set[str]:
+        if account_id not in self._linked:
+            self._linked[account_id] = set(
+                self.session.scalars(select(Store.seller_id).where(Store.account_id == account_id))
+            )
+        return self._linked[account_id]
+
+    # ---- changes ------------------------------------------------------------------------
+
+    def add_member(self, bag: Bag, trk: str, at: datetime, held_out: str | None = None) -> None:
+        """Put the parcel in the bag, or (`held_out`: the refusal code) hold it out."""
+        if held_out is None:
+            self.members(bag)[trk] = None
+            parcel = self.parcel(trk)
+            if parcel is not None:
+                self._hubs[bag.id][parcel.hub] += 1
+        else:
+            self.held_out(bag)[trk] = held_out
+        if trk in self._holders:
+            self._holders[trk].pop(bag.id, None)  # put in again: the latest claim comes last
+            self._holders[trk][bag.id] = held_out
+        self._pending[(bag.id, trk)] = {
+            "bag_id": bag.id,
+            "tracking_no": trk,
+            "added_at": at,
+            "held_out": held_out,
+        }
+        self._touched[bag.id] = bag
+
+    def remove_member(self, bag: Bag, trk: str) -> None:
+        """Take the parcel out of the bag: a member or a held-out one."""
+        members = self.members(bag)
+        if trk in members:
+            del members[trk]
+            parcel = self.parcel(trk)
+            if parcel is not None:
+                self._hubs[bag.id][parcel.hub] -= 1
+        else:
+            del self._held[bag.id][trk]
+        if trk in self._holders:
+            self._holders[trk][bag.id] = _TAKEN_OUT
+        if self._pending.pop((bag.id, trk), None) is None:
+            self.session.execute(
+                delete(BagParcel).where(BagParcel.bag_id == bag.id, BagParcel.tracking_no == trk),
+                execution_options={"synchronize_session": False},
+            )
+        self._touched[bag.id] = bag
+
+    def flush(self) -> None:
+        """Write the pending memberships; a loaded `bag.parcels` is reloaded on next use."""
+        self._write()
+        for bag in self._touched.values():
+            loaded = {"parcels", "held_out_parcels"} - inspect(bag).unloaded
+            if loaded:
+                self.session.expire(bag, list(loaded))
+        self._touched.clear()
+
+    def _write(self) -> None:
+        if self._pending:
+            rows = list(self._pending.values())
+            self._pending.clear()
+            self.session.execute(BagParcel.__table__.insert(), rows)

@@ -1,0 +1,373 @@
+"""The ingest's store process: validate device messages, store them in batches, commit, apply.
+
+gateway/ingest/subscriber.py holds the MQTT connection and sends this process batches of (topic,
+payload) over a pipe; here every message is validated, the valid records of all waiting
+batches are stored in one transaction, and each batch is answered with the acknowledgements
+per device only after the commit. The MQTT side sends nothing for a batch before its answer,
+so a crash here before the commit makes the broker and the device send it again. Garbage is
+logged and counted, never stored and never fatal. Stored records are applied to the bag
+registry in each device's order (gateway/ingest/ledger.py): at a steady load mostly in the batch's
+own transaction, under a flood right behind the acknowledgements.
+
+A process of its own, so that storing does not share one interpreter lock with paho's network
+thread: with both in one process the gateway reached about 0.6 of the rate a bare paho
+subscriber gets from the same broker (docs/benchmarks.md, "Sync").
+"""
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from gateway import clock, create_app, db, logs, metrics
+from gateway.ingest import partition
+from gateway.ingest.ledger import Ledger
+from gateway.services import devices
+from protocol import wire, wire_schema
+
+log = logging.getLogger("gateway.ingest.writer")  # also when run as __main__
+
+BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
+# Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
+# four times the cost of storing it. Up to a fleet's steady load each batch is applied
+# before its commit (for up to INLINE_APPLY), so what was acknowledged is usually on the
+# admin page already. Above it (a fleet reconnecting, backlogs draining) applying inline
+# would take a whole core from storing and, on one box, from the broker: the acknowledgement
+# goes first and applying gets time slices.
+INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
+RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
+# Seconds of applying before a batch's commit and ack. Applying a device's run has a fixed
+# cost (savepoints and flushes: ~1 ms), so a batch touching many devices is not applied
+# whole: at a steady 1,000 records/s from 20 devices that made the median publish -> ack
+# 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
+INLINE_APPLY = 0.005
+APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
+# Shares of the time applying gets while messages flow, for devices that lag: at a steady
+# load half (~6,000 records/s: bags that fell behind a flood catch up while the fleet keeps
+# scanning); during a flood a tenth (~1,200 records/s), the rest goes to acknowledging it.
+APPLY_SHARE = 0.5
+APPLY_SHARE_FLOODED = 0.1
+QUIET = 0.2  # seconds without a batch: messages have paused, apply flat out
+APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
+RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
+STATS_EVERY = 60.0  # seconds between counter log lines
+# Seconds between looks in the database for devices whose stored records nobody applies: an
+# instance killed after acknowledging a flood leaves such records behind, and in a shared
+# subscription those devices may never send to this instance.
+LAGGING_SCAN = 5.0
+TOPICS_KEPT = 20_000  # parsed topics remembered (two per device: events and status)
+_POISON = object()
+
+# One message as the MQTT side sends it: the topic (None if it is not UTF-8) and the payload.
+Message = tuple[str | None, bytes]
+
+
+class Orphaned(Exception):
+    """The MQTT side is gone: nothing will be acknowledged, so stop storing."""
+
+
+def main(batches: Connection, answers: Connection) -> None:
+    """The process's entry point: `python -m gateway.ingest.writer <batches fd> <answers fd>`,
+    started by gateway/ingest/subscriber.py."""
+    logs.setup()
+    # Ctrl-C reaches the whole process group; the MQTT side stops us in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Store(create_app(), os.getppid()).serve(batches, answers)
+
+
+class Store:
+    def __init__(self, app: Flask, parent_pid: int):
+        self.app = app
+        self.parent_pid = parent_pid
+        # Partitioned among instances (gateway/ingest/partition.py): this instance applies
+        # the lagging devices of the buckets it holds, not the others' (they would wait on
+        # each other's device locks); a dead instance's devices are applied by their next
+        # owner. Otherwise every lagging device is ours.
+        self._instance = (
+            partition.instance_name(app.config)
+            if app.config.get("MQTT_SHARE") and app.config.get("MQTT_DISPATCH") == "partition"
+            else None
+        )
+        self.stats: Counter[str] = Counter()
+        self.ledger = Ledger()
+        self._lagging: set[str] = set()
+        # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
+        self._topics: dict[str, tuple[str, str]] = {}
+        self._flowing_at = 0.0  # when the last batch was answered
+        self._window = (0.0, 0)  # (start, records) of the arriving rate's window
+        self._flooded = False  # more than INLINE_RATE arrived in the last full window
+        self._apply_at = 0.0  # while messages flow: when applying may run next
+        self._refused_by = ""  # why the database refused the last batch it refused
+        self._quarantined_counted = 0  # ledger.quarantined as last counted in the metrics
+
+    def serve(self, batches: Connection, answers: Connection) -> None:
+        """Answer batches (batch id, messages) with (batch ids, acks per device) until told
+        to stop (None) or the MQTT side is gone."""
+        self._find_lagging()
+        logged_at = scanned_at = time.monotonic()
+        try:
+            while True:
+                if batches.poll(self._wait()):
+                    ids, messages, last = self._take(batches)
+                    if ids:
+                        answers.send((ids, self.process(messages)))
+                        self._flowing_at = time.monotonic()
+                    if last:
+                        return
+                else:
+                    self._check_parent()
+                if time.monotonic() - scanned_at > LAGGING_SCAN:
+                    scanned_at = time.monotonic()
+                    self._find_lagging()
+                if self._lagging:
+                    self._apply_some()
+                if time.monotonic() - logged_at > STATS_EVERY:
+                    logged_at = time.monotonic()
+                    log.info("ingest counters: %s", dict(self.stats))
+        except (EOFError, BrokenPipeError, Orphaned):
+            log.info("ingest process gone; store process stops")
+
+    def _wait(self) -> float:
+        """How long to wait for a batch: until applying is due, if records wait for it."""
+        if not self._lagging:
+            return 0.2
+        return max(0.0, min(0.2, self._apply_at - time.monotonic()))
+
+    def _apply_some(self) -> None:
+        """Applying to bags for the devices that lag: a share of the time while messages flow,
+        so that the acknowledgements (and, on one box, the broker) keep the processor; flat
+        out once they pause."""
+        now = time.monotonic()
+        if now - self._flowing_at > QUIET:
+            self._apply(APPLY_IDLE)
+        elif now >= self._apply_at:
+            self._apply(APPLY_BUSY)
+            share = APPLY_SHARE_FLOODED if self._flooded else APPLY_SHARE
+            self._apply_at = time.monotonic() + APPLY_BUSY * (1 - share) / share
+
+    def _take(self, batches: Connection) -> tuple[list[int], list[Message], bool]:
+        """Every batch waiting in the pipe, up to BATCH_MAX messages: under load one
+        transaction stores many small batches. The last item tells whether to stop."""
+        ids: list[int] = []
+        messages: list[Message] = []
+        while True:
+            item = batches.recv()
+            if item is None:
+                return ids, messages, True
+            ids.append(item[0])
+            messages.extend(item[1])
+            if len(messages) >= BATCH_MAX or not batches.poll(0):
+                return ids, messages, False
+
+    def process(self, messages: list[Message]) -> dict[str, int]:
+        """Store the valid messages; the acknowledgement per device, after the commit."""
+        decoded = [(msg, self._decode(msg)) for msg in messages]
+        acks = self._commit([d for _, d in decoded if d is not None])
+        if acks is _POISON:
+            # Valid by the wire rules, yet the database refuses the batch for a reason other
+            # than being away: store message by message and reject the one that fails.
+            acks = {}
+            for msg, parsed in decoded:
+                if parsed is None:
+                    continue
+                one = self._commit([parsed])
+                if one is not _POISON:
+                    acks.update(one)
+                elif parsed[1] == wire.EVENTS:
+                    acks.update(self._store_each(parsed[0], parsed[2]["r"]))
+                else:
+                    self._reject(msg, "not_storable", "valid but not storable (see above)")
+        self.stats["messages"] += len(messages)
+        return {device_id: seq for device_id, seq in acks.items() if seq}
+
+    def _store_each(self, device_id: str, records: list[dict]) -> dict[str, int]:
+        """The records of a message the database refused, one transaction each: the record
+        that fails is quarantined (ledger.quarantine), so the device goes on."""
+        acks: dict[str, int] = {}
+        for rec in records:
+            one = self._commit([(device_id, wire.EVENTS, {"v": wire.VERSION, "r": [rec]})])
+            if one is _POISON:
+                one = self._quarantine(device_id, rec)
+            acks.update(one)
+        return acks
+
+    def _quarantine(self, device_id: str, rec: dict) -> dict[str, int]:
+        while True:
+            try:
+                with db.transaction(self.app) as session:
+                    ack = self.ledger.quarantine(
+                        session, device_id, rec, self._refused_by, clock.now()
+                    )
+                self.stats["quarantined"] += 1
+                self._count_quarantined()
+                return {device_id: ack}
+            except OperationalError:
+                self.ledger.forget()
+                log.exception("database unavailable; retrying")
+                time.sleep(RETRY_WAIT)
+                self._check_parent()
+            except Exception:  # noqa: BLE001 - never stop the worker; the device resends
+                self.ledger.forget()
+                log.exception(
+                    "record %s/%s not even quarantined",
+                    device_id,
+                    rec.get("s"),
+                    extra=logs.about(device_id, rec.get("s")),
+                )
+                return {}
+
+    def _decode(self, msg: Message) -> tuple[str, str, dict] | None:
+        """The device, kind and body of a valid message; None (logged, counted) otherwise.
+
+        The topic names the device; the broker's ACL (gateway/ingest/acl.py) lets only that
+        device's login publish there, so the topic is the authenticated device.
+        """
+        topic, payload = msg
+        if topic is None:
+            return self._reject(msg, "topic", "topic is not UTF-8")
+        parsed = self._topics.get(topic) or wire_schema.parse_topic(topic)
+        if parsed is None or parsed[1] not in (wire.EVENTS, wire.STATUS):
+            return self._reject(msg, "topic", "topic is not a device's events or status")
+        if topic not in self._topics:
+            if len(self._topics) >= TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        if len(payload) > wire.MAX_MESSAGE:
+            return self._reject(msg, "too_large", f"payload over {wire.MAX_MESSAGE} bytes")
+        try:
+            # Decode first: json.loads(bytes) would also accept UTF-16 and UTF-32. NaN and
+            # Infinity are not JSON (wire_schema.decode).
+            body = wire_schema.decode(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return self._reject(msg, "not_json", "payload is not UTF-8 JSON")
+        try:
+            if parsed[1] == wire.EVENTS:
+                err = wire_schema.events_error(body)
+            else:
+                err = devices.status_error(body)
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not stop the worker
+            err = f"validator failed: {type(exc).__name__}"
+        if err:
+            return self._reject(msg, "invalid", err)
+        return parsed[0], parsed[1], body
+
+    def _reject(self, msg: Message, reason: str, why: str) -> None:
+        """Count (by reason: a short fixed word, the label of the metric) and log `why`."""
+        self.stats["rejected"] += 1
+        metrics.MESSAGES_REJECTED.labels(reason).inc()
+        n = self.stats["rejected"]
+        # Garbage may come by the thousand: log the first ones, then every thousandth.
+        if n <= 20 or n % 1000 == 0:
+            topic = (msg[0] or "?")[:80]
+            parsed = self._topics.get(topic) or wire_schema.parse_topic(topic)
+            device_id = parsed[0] if parsed else None
+            log.warning(
+                "rejected message #%d on %r: %s", n, topic, why, extra=logs.about(device_id)
+            )
+        return None
+
+    def _commit(self, messages: list[tuple[str, str, dict]]) -> dict[str, int] | object:
+        """Store decoded messages in one transaction, retrying while the database is away.
+
+        Returns the acks per device, or _POISON when the batch failed for another reason
+        (a bug, or a value the database cannot take).
+        """
+        records: dict[str, list[dict]] = {}
+        statuses: dict[str, dict] = {}
+        for device_id, kind, body in messages:
+            if kind == wire.EVENTS:
+                records.setdefault(device_id, []).extend(body["r"])
+            else:
+                statuses[device_id] = body
+        count = sum(len(r) for r in records.values())
+        self._count_arriving(count)
+        while True:
+            now = clock.now()
+            try:
+                with db.transaction(self.app) as session:
+                    acks = self.ledger.store(session, records, statuses, now)
+                    # A device whose bags are up to date gets this batch applied before its
+                    # ack (what it acknowledged is on the admin page) unless records flood
+                    # in; one that lags waits for its turn, in order.
+                    caught_up = set(records) - self._lagging
+                    applied = 0
+                    if caught_up and not self._flooded:
+                        until = time.monotonic() + INLINE_APPLY
+                        applied = self.ledger.apply(session, caught_up, until=until)
+                        caught_up = self._still_behind(session, caught_up)
+                self._lagging |= caught_up
+                self.stats["records"] += count
+                metrics.RECORDS_RECEIVED.inc(count)
+                metrics.RECORDS_STORED.inc(self.ledger.last_stored)
+                metrics.RECORDS_APPLIED.inc(applied)
+                self._count_quarantined()
+                return acks
+            except OperationalError:
+                self.ledger.forget()
+                log.exception("database unavailable; retrying")
+                time.sleep(RETRY_WAIT)
+                self._check_parent()
+            except Exception as exc:  # noqa: BLE001 - isolate the message, never stop the worker
+                self.ledger.forget()
+                log.exception("batch of %d messages not storable", len(messages))
+                self._refused_by = f"{type(exc).__name__}: {exc}"
+                return _POISON
+
+    def _count_arriving(self, records: int) -> None:
+        start, seen = self._window
+        now = time.monotonic()
+        if now - start < RATE_WINDOW:
+            self._window = (start, seen + records)
+        else:
+            self._flooded = seen > INLINE_RATE * (now - start)
+            self._window = (now, records)
+
+    def _apply(self, seconds: float) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                applied = self.ledger.apply(
+                    session, self._lagging, until=time.monotonic() + seconds
+                )
+                self._lagging = self._still_behind(session, self._lagging)
+            metrics.RECORDS_APPLIED.inc(applied)
+            self._count_quarantined()
+        except Exception:  # noqa: BLE001 - retried on the next round
+            log.exception("applying records failed; retrying")
+            time.sleep(RETRY_WAIT)
+
+    def _count_quarantined(self) -> None:
+        """After a commit: the records the ledger quarantined since the last commit."""
+        new = self.ledger.quarantined - self._quarantined_counted
+        if new:
+            metrics.RECORDS_QUARANTINED.inc(new)
+            self._quarantined_counted = self.ledger.quarantined
+
+    def _still_behind(self, session, device_ids: set[str]) -> set[str]:
+        return set(self.ledger.lagging(session, device_ids)) if device_ids else set()
+
+    def _find_lagging(self) -> None:
+        try:
+            with db.transaction(self.app) as session:
+                lagging = self._lagging | set(self.ledger.lagging(session))
+                if self._instance is not None:
+                    held = partition.held_by(session, self._instance)
+                    lagging = {d for d in lagging if partition.bucket_of(d) in held}
+                self._lagging = lagging
+        except Exception:  # noqa: BLE001
+            log.exception("could not look for unapplied records")
+
+    def _check_parent(self) -> None:
+        """A SIGKILLed MQTT side leaves us orphaned (re-parented): stop rather than retry
+        or apply forever. The next instance's store process takes over."""
+        if os.getppid() != self.parent_pid:
+            raise Orphaned
+
+
+if __name__ == "__main__":
+    main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
