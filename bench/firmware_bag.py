@@ -1,6 +1,6 @@
 """Memory and speed of the handheld during one 300-parcel bag (docs/benchmarks.md).
 
-Runs the real firmware in micropython (tools/lib/control.LocalHandheld: no gateway, the MQTT
+Runs the real firmware in micropython (devkit.handheld.SimHandheld: no gateway, the MQTT
 client retrying a closed port) and reports:
 - live heap (gc.mem_alloc() right after gc.collect(), the control channel's "mem" line)
   at boot, every 100 parcels and after closing the bag;
@@ -9,19 +9,17 @@ client retrying a closed port) and reports:
 - the smallest -X heapsize (in KB steps) at which the whole bag still completes.
 
     .venv/bin/python bench/firmware_bag.py --heap 100K
+    .venv/bin/python bench/firmware_bag.py --heap 192K --lang zh --no-search   # Chinese screens
 """
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools" / "lib")]
-
-from control import ControlError, LocalHandheld  # noqa: E402
+from devkit.control import ControlError
+from devkit.handheld import SimHandheld
 
 CONFIG = {
     "device_id": "hh-bench",
@@ -35,8 +33,8 @@ def mem(ctl) -> int:
     return ctl.expect(lambda o: "mem_alloc" in o)["mem_alloc"]
 
 
-def one_bag(heap: str, state_dir: Path) -> dict:
-    hh = LocalHandheld(state_dir, CONFIG, heap)
+def one_bag(heap: str, state_dir: Path, lang: str = "en") -> dict:
+    hh = SimHandheld.with_config(state_dir, {**CONFIG, "screen_lang": lang}, heap)
     try:
         ctl = hh.start()
         live = {"boot": mem(ctl)}
@@ -66,9 +64,9 @@ def one_bag(heap: str, state_dir: Path) -> dict:
         hh.kill()
 
 
-def completes(kb: int, tmp: Path) -> bool:
+def completes(kb: int, tmp: Path, lang: str) -> bool:
     try:
-        one_bag(f"{kb}K", tmp / f"min{kb}")
+        one_bag(f"{kb}K", tmp / f"min{kb}", lang)
         return True
     except (ControlError, OSError):
         return False
@@ -78,15 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--heap", default="192K")
     parser.add_argument("--no-search", action="store_true", help="skip the smallest-heap search")
+    parser.add_argument("--lang", choices=("en", "zh"), default="en", help="the screens' language")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = one_bag(args.heap, Path(tmp) / "run")
+        result = one_bag(args.heap, Path(tmp) / "run", args.lang)
         result["heap"] = args.heap
+        result["lang"] = args.lang
         if not args.no_search:
             lo, hi = 64, 256  # KB: lo fails, hi completes
             while hi - lo > 4:
                 mid = (lo + hi) // 2
-                if completes(mid, Path(tmp)):
+                if completes(mid, Path(tmp), args.lang):
                     hi = mid
                 else:
                     lo = mid

@@ -1,6 +1,6 @@
 """Taking a full-size config message on the handheld (docs/benchmarks.md, "Config message").
 
-Builds a config the way the gateway fills one (gateway/device_config.py: parcels until the
+Builds a config the way the gateway fills one (gateway/services/device_config.py: parcels until the
 payload reaches wire.MAX_MESSAGE), spools it to a file as the MQTT client does, and runs the
 real firmware's app/config.py apply() on it in micropython, in a given heap. Reports:
 - the payload's size and parcel count;
@@ -19,12 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools" / "lib"), str(ROOT)]
-
-import bundle  # noqa: E402
-
-from firmware.app import wire  # noqa: E402
+from devkit import ROOT, bundle
+from protocol import wire
 
 PROGRAM = """
 import gc, json, time

@@ -19,21 +19,15 @@ import argparse
 import hashlib
 import os
 import random
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select, text
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
-
-from firmware.app import wire  # noqa: E402
-from gateway import create_app, db, devices  # noqa: E402
-from gateway.ledger import Ledger  # noqa: E402
-from gateway.models import (  # noqa: E402
+from gateway import create_app, db
+from gateway.ingest.ledger import Ledger
+from gateway.models import (
     Account,
     Address,
     Bag,
@@ -45,6 +39,8 @@ from gateway.models import (  # noqa: E402
     Store,
     Weighing,
 )
+from gateway.services import devices
+from protocol import wire
 
 SELLER, OTHER = "1000123", "2000456"
 PER_BAG = 298  # parcels per bag; bag_open + parcels + weigh + bag_close = 301 records

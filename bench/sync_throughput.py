@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,26 +27,26 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from harness import Gateway, Mosquitto  # noqa: E402
-
-from bench.sync_device import WireDevice, record  # noqa: E402
-from firmware.app import wire  # noqa: E402
-from gateway.ingest import _no_delay  # noqa: E402
+from devkit.broker import Mosquitto
+from devkit.gateway_process import Gateway
+from devkit.wire_device import WireDevice, record
+from gateway.ingest.mqtt_client import no_delay
+from protocol import wire
 
 # set_tcp_nodelay as in the shipped broker config (deploy/mosquitto/bagscan.conf).
 BROKER_EXTRA = os.environ.get("BENCH_BROKER_EXTRA", "allow_anonymous true\nset_tcp_nodelay true\n")
 
 
 def _publisher(port: int, device_ids: list[str], records: int, per_message: int, go) -> None:
-    """One process: pre-encoded messages for its devices, QoS 1, as fast as the broker takes."""
+    """One process: pre-encoded messages for its devices, QoS 1, as fast as the broker takes.
+    Each device fills bags of its own with parcels of its own, as handhelds do."""
     messages = []
     for device_id in device_ids:
         topic = wire.topic(device_id, wire.EVENTS)
+        space = 1 + int("".join(c for c in device_id if c.isdigit()))
         for first in range(1, records + 1, per_message):
-            recs = [record(s) for s in range(first, min(first + per_message, records + 1))]
+            last = min(first + per_message, records + 1)
+            recs = [record(s, space=space) for s in range(first, last)]
             messages.append((topic, json.dumps({"v": 1, "r": recs}, separators=(",", ":"))))
     # interleave the devices, as a fleet would
     order = sorted(range(len(messages)), key=lambda i: i % (len(messages) // len(device_ids)))
@@ -134,7 +133,7 @@ def _cpu_seconds(pid: int) -> dict[str, float]:
     used = {}
     for proc in [main, *main.children(recursive=True)]:
         times = proc.cpu_times()
-        name = "store" if "ingest_store" in " ".join(proc.cmdline()) else "mqtt side"
+        name = "writer" if "gateway.ingest.writer" in " ".join(proc.cmdline()) else "mqtt side"
         used[name] = used.get(name, 0.0) + times.user + times.system
     return used
 
@@ -189,12 +188,18 @@ def latency(args, tmp: Path) -> float:
     for i in range(20):
         device_id = f"hh-l{i:02d}"
         status, body = gw.api("POST", "/api/devices", {"device_id": device_id})
-        dev = WireDevice("127.0.0.1", broker.port, device_id, batch=1)
+        dev = WireDevice("127.0.0.1", broker.port, device_id, batch=1, space=i + 1)
         if os.environ.get("BENCH_DEVICE_NODELAY"):
-            dev.client.on_socket_open = _no_delay
+            dev.client.on_socket_open = no_delay
         devs.append(dev.start())
     time.sleep(1.0)
     rate, seconds = 1000, args.latency_seconds
+    applied_at: dict[tuple[str, int], float] = {}
+    watching = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_applied, args=(gw.db_url.removeprefix("sqlite:///"), applied_at, watching)
+    )
+    watcher.start()
     cpu_before = _cpu_seconds(gw.proc.pid)
     start = time.monotonic()
     for tick in range(seconds * 100):  # every 10 ms, 10 records over the 20 devices
@@ -204,13 +209,20 @@ def latency(args, tmp: Path) -> float:
     for dev in devs:
         dev.wait_acked(30)
     busy = time.monotonic() - start
+    time.sleep(1.0)  # the last records applied
+    watching.set()
+    watcher.join()
     cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds(gw.proc.pid).items()}
     lat = []
+    behind = []  # ms from a record's acknowledgement (after its commit) until it was applied
     for dev in devs:
         for seq, sent in dev.publish_times.items():
             acked = next((t for t, s in dev.ack_times if s >= seq), None)
             if acked is not None:
                 lat.append((acked - sent) * 1000)
+                applied = applied_at.get((dev.device_id, seq))
+                if applied is not None:
+                    behind.append(max(0.0, applied - acked) * 1000)
     for dev in devs:
         dev.stop()
     gw.stop()
@@ -221,6 +233,13 @@ def latency(args, tmp: Path) -> float:
         f"latency at {rate} records/s for {seconds} s: {len(lat)} messages, "
         f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
     )
+    behind.sort()
+    if behind:
+        print(
+            f"  applied to bags after its acknowledgement: {len(behind)} records, "
+            f"p99 {behind[int(len(behind) * 0.99) - 1]:.1f} ms, max {behind[-1]:.1f} ms "
+            "(0: applied before the commit; sampled every 5 ms)"
+        )
     print(
         "  gateway processor time: "
         + ", ".join(f"{k} {v / busy:.0%} of a core" for k, v in sorted(cpu.items()))
@@ -228,11 +247,24 @@ def latency(args, tmp: Path) -> float:
     return p99
 
 
+def _watch_applied(db: str, applied_at: dict, stop: threading.Event) -> None:
+    """When each device's records were first seen applied (devices.applied_seq), every 5 ms."""
+    seen: dict[str, int] = {}
+    with sqlite3.connect(db, timeout=30) as conn:
+        while not stop.is_set():
+            now = time.monotonic()
+            for device_id, seq in conn.execute("SELECT id, applied_seq FROM devices"):
+                for s in range(seen.get(device_id, 0) + 1, seq + 1):
+                    applied_at[(device_id, s)] = now
+                seen[device_id] = max(seq, seen.get(device_id, 0))
+            time.sleep(0.005)
+
+
 def _warm_up(gw, broker) -> None:
     """One record through the whole stack, so that the gateway's store process is up: the
     backlog is timed from a reconnect to a running gateway, not from the gateway's start."""
     gw.api("POST", "/api/devices", {"device_id": "hh-warm"})
-    dev = WireDevice("127.0.0.1", broker.port, "hh-warm", batch=1)
+    dev = WireDevice("127.0.0.1", broker.port, "hh-warm", batch=1, space=999)
     dev.add_parcels(1)
     dev.start()
     assert dev.wait_acked(60), "the gateway never acknowledged the warm-up record"
@@ -245,7 +277,7 @@ def backlog(args, tmp: Path) -> float:
     _warm_up(gw, broker)
     # 4 KB batches of about 40 parcel records (the firmware now sends 2 KB ones: app/boot.py
     # _BATCH_BYTES).
-    dev = WireDevice("127.0.0.1", broker.port, "hh-back", batch=40, ahead=3000)
+    dev = WireDevice("127.0.0.1", broker.port, "hh-back", batch=40, ahead=3000, space=1)
     dev.add_parcels(10_000)
     start = time.monotonic()
     dev.start()

@@ -1,47 +1,28 @@
 """tools/demo: the gateway (SQLite, embedded broker) and K simulated handhelds running a short
-day from tools/scenarios/demo.json through the fleet (tools/lib/fleet.py): bagging, weighing,
+day from tools/scenarios/demo.json through the fleet (devkit.fleet): bagging, weighing,
 a courier pickup with a signed handover and a refused bag, a hub arrival."""
 
 import argparse
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
-import fleet
-from control import ControlError
+from devkit import ROOT, provision
+from devkit.control import ControlError
+from devkit.fleet.check import differences
+from devkit.fleet.display import Display
+from devkit.fleet.fleet import Fleet
+from devkit.fleet.scenario import SCENARIOS, ScenarioError, load, plan
+from devkit.ports import free_port, port_free
 
-ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "instance"
-DEMO_SCENARIO = fleet.SCENARIOS / "demo.json"
+DEMO_SCENARIO = SCENARIOS / "demo.json"
 GATEWAY_LOG = INSTANCE / "demo-gateway.log"
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pick_port(wanted: int, what: str) -> int:
@@ -73,10 +54,10 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 def scenario_for(devices: int) -> dict:
     """tools/scenarios/demo.json fitted to `devices` handhelds: a hub handheld from 2 on (one
     handheld only bags and hands over: no hub arrival), as many sellers as there is room for,
-    the rest shared among them (fleet.plan)."""
+    the rest shared among them (devkit.fleet.scenario.plan)."""
     if devices < 1:
-        raise fleet.ScenarioError("--devices must be at least 1")
-    day = fleet.load(DEMO_SCENARIO)
+        raise ScenarioError("--devices must be at least 1")
+    day = load(DEMO_SCENARIO)
     day.pop("expect", None)  # recomputed for this size
     if devices == 1:
         day["hubs"] = []
@@ -85,13 +66,13 @@ def scenario_for(devices: int) -> dict:
     return day
 
 
-def run_day(day: fleet.Fleet, stop: threading.Event) -> None:
+def run_day(day: Fleet, stop: threading.Event) -> None:
     """Start the handhelds and run the day; on success check the gateway against the plan."""
     try:
         day.start()
         day.run_day()
-        problems = day.check()
-    except (ControlError, OSError, fleet.provision.ProvisionError) as err:
+        problems = differences(day)
+    except (ControlError, OSError, provision.ProvisionError) as err:
         if not stop.is_set():
             print(f"demo: the scenario stopped: {err} (logs in {day.state_root.parent})")
         return
@@ -115,8 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     try:
         scenario = scenario_for(args.devices)
-        fleet.plan(scenario, args.devices)
-    except fleet.ScenarioError as err:
+        plan(scenario, args.devices)
+    except ScenarioError as err:
         parser.error(str(err))
 
     INSTANCE.mkdir(exist_ok=True)
@@ -139,8 +120,8 @@ def main() -> None:
 
     children: list[subprocess.Popen] = []
     stop = threading.Event()
-    day: fleet.Fleet | None = None
-    display: fleet.Display | None = None
+    day: Fleet | None = None
+    display: Display | None = None
 
     def shutdown(*_args) -> None:
         stop.set()
@@ -164,8 +145,8 @@ def main() -> None:
 
         sim_root = INSTANCE / "demo-sim"
         subprocess.run(["rm", "-rf", str(sim_root)], check=True)
-        day = fleet.Fleet(gateway_url, token, scenario, sim_root / "flash", args.devices)
-        display = fleet.Display(day, sys.stdout, live=False)
+        day = Fleet(gateway_url, token, scenario, sim_root / "flash", args.devices)
+        display = Display(day, sys.stdout, live=False)
         display.start()
         runner = threading.Thread(target=run_day, args=(day, stop), name="day", daemon=True)
         runner.start()

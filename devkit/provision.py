@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-import gateway_api
+from devkit import gateway_api
 
 
 class ProvisionError(Exception):

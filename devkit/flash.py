@@ -18,12 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import bundle
+from devkit import ROOT, bundle, release
 
-ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "esp32"
 PINMAP = ROOT / "hw" / "pinmap.json"
-CODE_DIRS = ("app", "drivers", "hal", "net")
+# Removed when not in the new bundle; "ota" holds an update's slots and state (docs/ota.md),
+# which would otherwise boot instead of what was flashed.
+CODE_DIRS = ("app", "drivers", "hal", "net", "protocol", "lang", "ota")
 DATA = "/data"
 # Kept on every flash: the scale's calibration belongs to this platform and load cell.
 KEEP_DATA = ("scale.json",)
@@ -121,11 +122,12 @@ def device_config(host_config: dict, config_dir: Path) -> tuple[dict, Path | Non
 
 
 def stage(
-    config_path: Path, into: Path, frozen: bool = False
+    config_path: Path, into: Path, frozen: bool = False, release_public: Path | None = None
 ) -> tuple[dict, list[tuple[Path, str]]]:
     """Build the bundle and lay out the device's filesystem in `into`; returns the device
     config and [(local file, device path)]. frozen: the code is in the image, stage main.py
-    only."""
+    only. release_public: the release key's public file (tools/release key), which the
+    handheld checks updates with (docs/ota.md); without it the handheld refuses them."""
     try:
         host_config = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
@@ -140,6 +142,8 @@ def stage(
     else:
         shutil.copytree(firmware, into, ignore=shutil.ignore_patterns(".*"))
     shutil.copyfile(PINMAP, into / "pinmap.json")
+    if release_public is not None:
+        shutil.copyfile(release_public, into / release.PUBLIC_FILE)
     (into / "data").mkdir()
     (into / "data" / "config.json").write_text(json.dumps(cfg, separators=(",", ":")))
     if ca is not None:
@@ -157,12 +161,15 @@ def budget_report(staged: Path) -> tuple[str, list[str]]:
     over = []
     if size["flash_bytes"] > bundle.FLASH_BUDGET:
         over.append(f"flash: {size['flash_bytes']} B of VFS > budget {bundle.FLASH_BUDGET} B")
-    if size["mpy_bytes"] > bundle.RAM_BUDGET:
-        over.append(f"RAM: {size['mpy_bytes']} B of .mpy > budget {bundle.RAM_BUDGET} B")
+    if size["resident_mpy_bytes"] > bundle.RAM_BUDGET:
+        over.append(
+            f"RAM: {size['resident_mpy_bytes']} B of .mpy resident > budget {bundle.RAM_BUDGET} B"
+        )
     line = (
         f"{size['files']} files, {size['bytes']} B; on the VFS {size['flash_bytes']} B of "
         f"{bundle.FLASH_BUDGET} B budget ({bundle.VFS_BYTES} B partition); "
-        f".mpy {size['mpy_bytes']} B of {bundle.RAM_BUDGET} B heap budget"
+        f".mpy {size['mpy_bytes']} B, at most {size['resident_mpy_bytes']} B of it resident, "
+        f"of {bundle.RAM_BUDGET} B heap budget"
     )
     return line, over
 
@@ -265,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the board's image has the firmware frozen in (firmware/manifest.py): "
         "copy main.py, pin map and config only",
     )
+    parser.add_argument(
+        "--release-key",
+        type=Path,
+        help="KEY.pub of tools/release key: the handheld accepts updates signed with KEY",
+    )
     args = parser.parse_args(argv)
     if not args.dry_run and not args.port:
         parser.error("--port is required unless --dry-run")
@@ -274,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         host_id = "device"
     staged = args.stage or ROOT / "build" / "flash" / str(host_id)
     try:
-        cfg, plan = stage(args.config, staged, args.frozen)
+        cfg, plan = stage(args.config, staged, args.frozen, args.release_key)
         line, over = budget_report(staged)
         if args.dry_run or over:
             for src, dest in plan:

@@ -7,14 +7,26 @@ import urllib.request
 
 
 def call(
-    base: str, token: str, method: str, path: str, body: dict | None = None, timeout: float = 30
+    base: str,
+    token: str,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    timeout: float = 30,
+    raw: bytes | None = None,
 ) -> tuple[int, dict]:
-    """(status, JSON body); a 4xx/5xx answer is returned, not raised. OSError if unreachable."""
+    """(status, JSON body); a 4xx/5xx answer is returned, not raised. OSError if unreachable.
+    raw: a file's bytes as the body instead (application/octet-stream)."""
+    if raw is not None:
+        data, content_type = raw, "application/octet-stream"
+    else:
+        data = json.dumps(body).encode() if body is not None else None
+        content_type = "application/json"
     req = urllib.request.Request(
         base.rstrip("/") + path,
         method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        data=data,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

