@@ -6,8 +6,8 @@ from adminpage import ADMIN_PASSWORD, csrf_of, log_in, now
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from gateway import auth
 from gateway.models import LoginFailure, User
+from gateway.web import auth
 
 
 def test_pages_need_a_login(app):

@@ -3,19 +3,17 @@
 Screenshots of every page go to test-artifacts/admin/ (gitignored).
 """
 
-import hashlib
 import os
 import re
-from datetime import UTC, date, datetime
+import subprocess
 from pathlib import Path
 
+import adminpage
 import pytest
 from adminpage import ADMIN_PASSWORD
 from sqlalchemy.orm import Session
 
 from gateway import db
-from gateway.domain import receipts
-from gateway.models import Bag, Handover, Receipt
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
@@ -63,38 +61,24 @@ def log_in(page, url: str) -> None:
 
 
 def add_handover(gw, bag_no: str) -> int:
-    """A signed handover and its receipt, as the registry stores them after a pickup."""
     engine = db.make_engine(gw.db_url)
-    fields = receipts.HandoverFields(
-        pickup_date=date.today(), seller_id="S-1001", seller_name='Shop <b>"&',
-        bag_numbers=(bag_no,), driver_id="drv-7", driver_name="王师傅",
-    )  # fmt: skip
-    sig = hashlib.sha256(b"not a real key").hexdigest()
-    receipt = receipts.Receipt(fields, sig)
     with Session(engine) as s, s.begin():
-        bag = s.query(Bag).filter_by(bag_no=bag_no).one()
-        h = Handover(
-            device_id=bag.device_id, device_handover_id="h1", driver_id="drv-7",
-            seller_id="S-1001", pickup_date=fields.pickup_date, bag_numbers=[bag_no],
-            bag_count=1, signature=sig, signature_ok=True, at=datetime.now(UTC),
-        )  # fmt: skip
-        s.add(h)
-        s.flush()
-        s.add(
-            Receipt(
-                id=receipt.receipt_id, handover_id=h.id, pickup_date=fields.pickup_date,
-                seller_id=fields.seller_id, seller_name=fields.seller_name,
-                bag_numbers=[bag_no], driver_id="drv-7", driver_name="王师傅",
-                driver_signature=sig,
-            )
-        )  # fmt: skip
-        bag.handover_id = h.id
-        handover_id = h.id
+        handover_id = adminpage.add_handover(s, bag_no)
     engine.dispose()
     return handover_id
 
 
-def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page):
+def qr_codes_of(pdf: bytes, tmp: Path) -> list[str]:
+    """What a phone reads off the printed PDF: its QR codes, decoded by pdftoppm and zbarimg
+    (installed by tools/test)."""
+    (tmp / "receipt.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "200", "-png", "receipt.pdf", "page"], cwd=tmp, check=True)
+    (page,) = tmp.glob("page*.png")
+    out = subprocess.run(["zbarimg", "-q", "--raw", page], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page, tmp_path):
     gw, page = admin_gateway, browser_page
     log_in(page, gw.url)
     page.evaluate("window.__noReload = true")
@@ -170,14 +154,20 @@ def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page):
     assert len(re.findall(rb"/Type\s*/Page\b", printed)) == 1
     page.emulate_media(media="screen")
     verify_url = page.locator("#copy-driver .url").inner_text()
-    page.goto(verify_url.replace("http://127.0.0.1:5000", gw.url))
+    printed_urls = page.locator(".copy .url").all_inner_texts()
+    # The QR codes point where the gateway is served, with no PUBLIC_URL set (issue 17).
+    assert verify_url.startswith(gw.url + "/receipts/"), verify_url
+    page.goto(verify_url)
     expect(page.locator("#verified")).to_be_visible()
     shot(page, "12-receipt-verified")
-    page.goto(verify_url.replace("http://127.0.0.1:5000", gw.url)[:-4] + "0000")
+    page.goto(verify_url[:-4] + "0000")
     expect(page.locator("#not-verified")).to_be_visible()
 
+    # The receipt PDF is this handover's receipt: its three QR codes are the page's three links.
     pdf = page.request.get(f"{gw.url}/handovers/{handover_id}/receipt.pdf")
-    pdf_served = pdf.ok and pdf.body().startswith(b"%PDF")
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf", pdf.status
+    assert len(printed_urls) == 3
+    assert sorted(qr_codes_of(pdf.body(), tmp_path)) == sorted(printed_urls)
 
     # Switch language.
     page.goto(f"{gw.url}/")
@@ -196,6 +186,3 @@ def test_admin_page_in_a_browser(admin_gateway, handhelds, browser_page):
     shot(page, "15-logged-out")
     page.goto(f"{gw.url}/bags")
     expect(page).to_have_url(re.compile(r"/login"))
-
-    if not pdf_served:
-        pytest.xfail("GET /handovers/<id>/receipt.pdf is not served by the gateway yet")

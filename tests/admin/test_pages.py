@@ -3,16 +3,18 @@
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from adminpage import csrf_of, now
 
-from gateway import i18n
-from gateway.admin import csv_cell, queries
 from gateway.domain import deadlines
 from gateway.models import Bag, BagHistory, BagParcel, Device, Parcel, Record
+from gateway.services import bag_list
+from gateway.services.bag_list import csv_cell
+from gateway.web import i18n
+from gateway.web.admin import domain_text, local_time, queries
 
 EVIL = '"><script>alert(1)</script>'
 TEMPLATES = Path(__file__).resolve().parents[2] / "gateway" / "templates"
@@ -85,8 +87,29 @@ def test_every_translated_text_has_its_chinese():
     texts = set()
     for path in TEMPLATES.glob("*.html"):
         texts.update(re.findall(r"""_\(\s*["']([^"']+)["']\s*\)""", path.read_text()))
+    texts.update(c.page for c in bag_list.PAGE_COLUMNS)  # the bag list's headers
+    texts.update(domain_text.english_texts())  # event names, causes, statuses, advice
     missing = sorted(t for t in texts if t not in i18n.ZH)
     assert not missing
+
+
+def test_the_bag_page_and_its_csv_show_the_bag_list_columns(client, dbs):
+    add_bag(dbs, bag_no="000042", due=now() - timedelta(hours=1))
+    page = client.get("/bags", headers={"Accept-Language": "zh-CN"}).text
+    headers = re.findall(r"<th>([^<]*)</th>", page.split('id="bags"')[1].split("</thead>")[0])
+    assert headers == [i18n.ZH[c.page] for c in bag_list.PAGE_COLUMNS]
+    row = page.split("<tbody>")[1].split("</tr>")[0]
+    # One more cell than the columns: the admin's check box for printing labels.
+    assert row.count("<td") == len(bag_list.PAGE_COLUMNS) + 1 and ">000042</a>" in row
+    assert 'class="num">1200</td>' in row  # weight_g
+    rows = list(csv.reader(io.StringIO(client.get("/bags.csv").text)))
+    assert rows[0] == [c.csv for c in bag_list.CSV_COLUMNS]
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["late"] == "1"
+    # Times in China time, their zone named, as the page shows them.
+    closed = datetime.fromisoformat(row["closed_at"])
+    assert closed.utcoffset() == timedelta(hours=8)
+    assert local_time(closed) in page
 
 
 def test_language_follows_the_browser_and_the_switch(client):

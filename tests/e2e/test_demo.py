@@ -7,9 +7,12 @@ import subprocess
 import threading
 import time
 
-import gateway_api
 import pytest
-from harness import ROOT, free_port
+
+from devkit import ROOT, gateway_api
+from devkit.demo import scenario_for
+from devkit.fleet.scenario import plan
+from devkit.ports import free_port
 
 
 def api(port: int, token: str, path: str) -> dict | None:
@@ -27,10 +30,7 @@ def api_bags(port: int, token: str) -> list[dict]:
 
 @pytest.mark.parametrize("devices", [1, 2, 3, 7])
 def test_the_demo_day_fits_any_number_of_handhelds(devices):
-    import demo
-    import fleet
-
-    day = fleet.plan(demo.scenario_for(devices), devices)
+    day = plan(scenario_for(devices), devices)
     assert len(day.devices) == devices
     assert day.handovers >= 1 and day.statuses["pickup_failed"] == 1
     assert day.statuses["awaiting_pickup"] >= 1  # the afternoon round waits for a driver

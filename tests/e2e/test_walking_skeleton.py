@@ -1,6 +1,6 @@
 """A scan on a simulated handheld reaches the gateway's API and admin page (issue 2)."""
 
-from harness import Gateway
+from devkit.gateway_process import Gateway
 
 
 def bag_a_few_parcels(hh, parcels, grams):

@@ -1,6 +1,8 @@
 """Drivers on the real MicroPython binary, against fake pins, buses and streams."""
 
 import json
+import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -404,47 +406,106 @@ def test_gm65_reads_cr_terminated_codes_across_bursts(run_mpy):
         + """
 s = Stream(b"LZDCN0001", b"2345678\\rBAG-", b"SZ-000042\\r\\n", b"\\x02\\x00\\x00\\x01\\x00\\x33\\x31",
            b"0123456789012345678901234567890123\\r")
-print(json.dumps(asyncio.run(reads(GM65(s, clock=clock), 4))))
+g = GM65(s, write=lambda b: None, clock=clock)
+trigger(g)  # the module answers the frame with 02 00 00 01 00 33 31 among the codes
+print(json.dumps(asyncio.run(reads(g, 4))))
 """,
     )
     assert out == ["LZDCN00012345678", "BAG-SZ-000042", "0123456789012345678901234567890123", "EOF"]
 
 
-def test_gm65_same_code_within_debounce_is_ignored(run_mpy):
+def test_a_scanned_code_starting_with_stx_is_a_bad_read_and_the_next_scan_is_read(run_mpy):
+    # Issue 15: without a command frame sent, STX is a byte of a scanned code, not a reply.
     out = result(
         run_mpy,
         FAKE_STREAM
         + """
-class TimedStream(Stream):
-    # Advances the fake clock by the given ms before each piece.
-    def __init__(self, *timed):
-        super().__init__(*[p for _, p in timed])
-        self.delays = [d for d, _ in timed]
-    async def readinto(self, buf):
-        if self.delays:
-            NOW[0] += self.delays.pop(0)
-        return await super().readinto(buf)
-
-s = TimedStream((0, b"P1\\r"), (300, b"P1\\r"), (300, b"P2\\r"), (100, b"P1\\r"),
-                (2000, b"P1\\r"))
-print(json.dumps(asyncio.run(reads(GM65(s, debounce_ms=1000, clock=clock), 4))))
+s = Stream(b"\\x02\\x00\\x00\\x01AB\\r", b"NEXT-1\\r", b"\\x02\\r", b"NEXT-2\\r")
+print(json.dumps(asyncio.run(reads(GM65(s, clock=clock), 5))))
 """,
     )
-    # The second P1 is a repeat; P1 after P2 is a new decision; 2 s later P1 counts again.
-    assert out == ["P1", "P2", "P1", "P1"]
+    assert out == ["BAD_BARCODE", "NEXT-1", "BAD_BARCODE", "NEXT-2", "EOF"]
 
 
-def test_gm65_bad_barcodes_are_refused_and_reading_goes_on(run_mpy):
+def test_a_reply_is_looked_for_only_shortly_after_a_command(run_mpy):
     out = result(
         run_mpy,
         FAKE_STREAM
         + """
-s = Stream(b"AB\\x01CD\\r", b"caf\\xc3\\xa9\\r", b"X" * 65 + b"\\r", b"Y" * 64 + b"\\r", b"\\tTAB\\r",
-           b"GOOD-1\\r")
-print(json.dumps(asyncio.run(reads(GM65(s, clock=clock), 6))))
+g = GM65(Stream(b"\\x02\\x00\\x00\\x01\\x00\\x0d\\x0a", b"NEXT-1\\r"), write=lambda b: None, clock=clock)
+trigger(g)
+NOW[0] += 600  # past the reply window: the bytes are a (bad) scan
+print(json.dumps(asyncio.run(reads(g, 3))))
 """,
     )
-    assert out == ["BAD_BARCODE", "BAD_BARCODE", "BAD_BARCODE", "Y" * 64, "BAD_BARCODE", "GOOD-1"]
+    assert out == ["BAD_BARCODE", "NEXT-1", "EOF"]
+
+
+def _expected_reads(stream: bytes, max_len: int = 64) -> list[str]:
+    """What a scanner user must get from a byte stream: one code or BAD_BARCODE per
+    CR/LF-terminated non-empty line, then EOF (a last unterminated line is cut by EOF)."""
+    out = []
+    line = bytearray()
+    for b in stream:
+        if b in (0x0D, 0x0A):
+            if line:
+                ok = len(line) <= max_len and all(0x20 <= c <= 0x7E for c in line)
+                out.append(line.decode() if ok else "BAD_BARCODE")
+            line = bytearray()
+        else:
+            line.append(b)
+    return [*out, "EOF"]
+
+
+def _random_scanner_stream(rng) -> bytes:
+    pieces = []
+    for _ in range(rng.randint(1, 8)):
+        kind = rng.choice(["code", "stx", "esc", "nul", "noise", "long", "crlf"])
+        if kind == "code":
+            pieces.append(bytes(rng.randint(0x20, 0x7E) for _ in range(rng.randint(1, 20))))
+        elif kind == "stx":
+            pieces.append(b"\x02" + bytes(rng.randint(0, 3) for _ in range(rng.randint(0, 6))))
+        elif kind == "esc":
+            pieces.append(b"\x1b[" + bytes(rng.randint(0x30, 0x39) for _ in range(3)))
+        elif kind == "nul":
+            pieces.append(b"\x00" * rng.randint(1, 4))
+        elif kind == "noise":
+            pieces.append(bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 12))))
+        elif kind == "long":
+            pieces.append(b"L" * rng.randint(60, 90))
+        else:
+            pieces.append(b"\r\n")
+        pieces.append(rng.choice([b"\r", b"\n", b"\r\n", b""]))
+    return b"".join(pieces) + b"\rNEXT-SCAN\r"
+
+
+def test_no_byte_stream_loses_a_scan(run_mpy, tmp_path):
+    # Fuzz (issue 15): STX, ESC, NUL, noise and over-long lines in random order; every line
+    # yields a code or BAD_BARCODE, and the scan after them is read.
+    seed = int.from_bytes(os.urandom(4), "big")
+    print(f"scanner fuzz seed {seed}")
+    rng = random.Random(seed)
+    streams = [_random_scanner_stream(rng) for _ in range(300)]
+    (tmp_path / "streams.txt").write_text("".join(s.hex() + "\n" for s in streams))
+    proc = run_mpy(
+        FAKE_STREAM
+        + """
+for hexed in open("streams.txt"):
+    data = bytes.fromhex(hexed.strip())
+    pieces = []  # bursts of 1-7 bytes, as a UART hands them out
+    i = 0
+    while i < len(data):
+        step = 1 + (i * 7 + len(data)) % 7
+        pieces.append(data[i : i + step])
+        i += step
+    print(json.dumps(asyncio.run(reads(GM65(Stream(*pieces), debounce_ms=0, clock=clock), 40))))
+"""
+    )
+    got = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    for stream, reads in zip(streams, got, strict=True):
+        want = _expected_reads(stream)
+        assert reads[: len(want)] == want, (seed, stream)
+        assert "NEXT-SCAN" in reads, (seed, stream)
 
 
 # --- SSD1306 -----------------------------------------------------------------------------
@@ -465,7 +526,7 @@ class FakeI2C:
         self.writes.append((addr, b"".join(bytes(b) for b in bufs)))
 
 def commands(writes):
-    return [w[1][1] for w in writes if len(w[1]) == 2 and w[1][0] == 0x80]
+    return [b for w in writes if w[1][0] == 0x00 for b in w[1][1:]]
 """
 
 

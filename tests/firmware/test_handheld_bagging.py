@@ -7,11 +7,10 @@ would push (docs/firmware.md, "Config"), and the MQTT client keeps retrying a cl
 import time
 
 import pytest
-from control import LocalHandheld
-from harness import free_port
-from sim import DEFAULT_HEAP
 
-from firmware.app import rules
+from devkit.handheld import DEFAULT_HEAP, SimHandheld
+from devkit.ports import free_port
+from protocol import rules, wire
 
 HEAP = DEFAULT_HEAP  # the simulator's heap: an ESP32 without PSRAM
 PARCELS = {
@@ -42,11 +41,11 @@ def config(**extra):
 
 @pytest.fixture
 def device(tmp_path):
-    """Start a handheld: device(**config overrides) -> LocalHandheld, started."""
+    """Start a handheld: device(**config overrides) -> SimHandheld, started."""
     started = []
 
     def start(heap=HEAP, env=None, **extra):
-        hh = LocalHandheld(tmp_path / f"flash{len(started)}", config(**extra), heap, env)
+        hh = SimHandheld.with_config(tmp_path / f"flash{len(started)}", config(**extra), heap, env)
         started.append(hh)
         hh.start()
         return hh
@@ -98,11 +97,17 @@ def test_50_00_kg_is_accepted_and_50_01_kg_is_refused(device):
     assert ok["beep"] == "ok" and ok["screen"][3] == "50.00 kg"
     ctl.send("weight 50010")
     event = ctl.expect(lambda o: "beep" in o)
+    # "Too heavy" says which limit and by how much.
     assert event["code"] == rules.OVERWEIGHT
+    assert event["screen"][2:] == ["Over 50 kg", "over by 10 g"]
     # While the bag weighs too much, no parcel goes in and the bag cannot close.
     refused(ctl, "LZRTS0002", rules.OVERWEIGHT)
     ctl.key("ok")
-    assert ctl.expect(lambda o: "beep" in o)["code"] == rules.OVERWEIGHT
+    event = ctl.expect(lambda o: "beep" in o)
+    assert event["code"] == rules.OVERWEIGHT and event["screen"][2:] == [
+        "Over 50 kg",
+        "over by 10 g",
+    ]
     bag = ctl.state()["bag"]
     assert in_bag(hh, bag) == ["LZRTS0001"]
     weighed = [r["g"] for r in hh.journal() if r["k"] == "weigh"]
@@ -149,7 +154,7 @@ def test_duplicate_bad_barcode_and_unknown_parcels(device):
     ctl = hh.control
     assert ctl.scan("LZRTS0001")["beep"] == "ok"
     refused(ctl, "LZRTS0001", rules.DUPLICATE)
-    refused(ctl, "X" * (rules.MAX_BARCODE_LEN + 1), rules.BAD_BARCODE)
+    refused(ctl, "X" * (wire.MAX_TEXT + 1), rules.BAD_BARCODE)
     refused(ctl, "DIM:12x", rules.BAD_BARCODE)
     refused(ctl, "LZNEVERHEARD", rules.NOT_RTS)  # unknown_parcel: refuse
     assert in_bag(hh, ctl.state()["bag"]) == ["LZRTS0001"]
@@ -160,22 +165,75 @@ def test_unknown_parcels_are_accepted_by_default(device):
     assert ctl.scan("LZNEVERHEARD")["beep"] == "ok"
 
 
-def test_a_measured_side_of_120_cm_is_oversize(device):
+def test_a_refused_size_does_not_become_the_bags_size_and_says_which_limit(device):
     hh = device()
     ctl = hh.control
+    # Before a bag is open: refused, and the preset stays the size.
+    event = refused(ctl, "DIM:150x30x20", rules.OVERSIZE)
+    assert event["screen"] == ["BAGGING", "Bag too big", "side under 120", "over by 31 cm"]
     assert ctl.scan("LZRTS0001")["beep"] == "ok"
+    assert ctl.state()["size"] == [60, 40, 30]
     assert ctl.scan("DIM:119x30x20")["beep"] == "ok"
-    refused(ctl, "DIM:120x30x20", rules.OVERSIZE)
-    refused(ctl, "LZRTS0002", rules.OVERSIZE)
-    refused(ctl, "DIM:100x50x31", rules.OVERSIZE)  # 181 cm in all
+    event = refused(ctl, "DIM:120x30x20", rules.OVERSIZE)  # a side of 120 cm is one too many
+    assert event["screen"][1:] == ["Bag too big", "side under 120", "over by 1 cm"]
+    assert ctl.state()["size"] == [119, 30, 20]
+    assert ctl.scan("LZRTS0002")["beep"] == "ok"  # the bag goes on as measured before
+    event = refused(ctl, "DIM:100x50x31", rules.OVERSIZE)  # 181 cm in all
+    assert event["screen"][1:] == ["Bag too big", "3 sides max 180", "over by 1 cm"]
     assert ctl.scan("DIM:100x50x30")["beep"] == "ok"  # 180 cm: allowed
-    assert ctl.scan("LZRTS0002")["beep"] == "ok"
+    assert ctl.scan("LZRTS0003")["beep"] == "ok"
     ctl.weigh(3000)
     ctl.key("ok")
     closed = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
     close = [r for r in hh.journal() if r["k"] == "bag_close"]
     assert close[0]["bag"] == closed["screen"][1]
-    assert close[0]["dims"] == [100, 50, 30] and close[0]["n"] == 2
+    assert close[0]["dims"] == [100, 50, 30] and close[0]["n"] == 3
+
+
+def test_after_a_close_the_screen_says_to_print_the_label_and_seal_the_bag(device):
+    ctl = device().control
+    assert ctl.scan("LZRTS0001")["beep"] == "ok"
+    ctl.weigh(3000)
+    ctl.key("ok")
+    closed = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
+    assert closed["beep"] == "ok"
+    assert closed["screen"] == ["CLOSED", "BS0000000001", "Print the label", "Seal: cable tie"]
+
+
+def test_a_new_bag_needs_its_own_weighing_after_the_scale_went_back_near_zero(device):
+    hh = device()
+    ctl = hh.control
+    assert ctl.scan("LZRTS0001")["beep"] == "ok"
+    ctl.weigh(4000)
+    ctl.key("ok")
+    first = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
+    # The closed bag is still on the scale: its weight, settling again, is not the next bag's.
+    event = ctl.scan("LZRTS0002")
+    assert event["beep"] == "ok" and event["screen"][3] == "empty the scale"
+    ctl.weigh(4010)
+    ctl.key("ok")
+    event = ctl.expect(lambda o: "beep" in o)
+    assert event["code"] == rules.NO_WEIGHT and event["screen"][3] == "empty the scale"
+    # Nor after the mode key went round with the bag still on the scale.
+    for _ in range(3):
+        ctl.key("mode")
+        ctl.expect(lambda o: "screen" in o)
+    ctl.key("ok")
+    assert ctl.expect(lambda o: "beep" in o)["code"] == rules.NO_WEIGHT
+    # Lifted off (near zero), the next bag on the scale is weighed and closes.
+    ctl.weigh(15)
+    ctl.weigh(3000)
+    ctl.key("ok")
+    second = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
+    recs = hh.journal()
+    assert [(r["bag"], r["g"]) for r in recs if r["k"] == "weigh"] == [
+        (first, 4000),
+        (second, 3000),
+    ]
+    assert [(r["bag"], r["g"]) for r in recs if r["k"] == "bag_close"] == [
+        (first, 4000),
+        (second, 3000),
+    ]
 
 
 def test_a_parcel_of_a_closed_bag_is_refused_in_the_next(device):

@@ -1,6 +1,6 @@
 """A refused parcel never reaches the gateway's bag (real gateway, real firmware)."""
 
-from firmware.app import rules
+from protocol import rules
 
 
 def test_refused_parcels_never_appear_in_the_gateways_bag(gateway, handhelds):

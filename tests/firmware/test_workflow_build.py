@@ -2,9 +2,10 @@
 
 import hashlib
 import hmac
+import re
 import subprocess
 
-import bundle
+from devkit import bundle
 
 
 def test_every_firmware_module_compiles_for_the_esp32(tmp_path):
@@ -12,7 +13,7 @@ def test_every_firmware_module_compiles_for_the_esp32(tmp_path):
         out = tmp_path / board
         bundle.build(out, target="esp32", board=board)
         for src in bundle.sources(board):
-            rel = src.relative_to(bundle.FIRMWARE)
+            rel = bundle.bundle_path(src)
             if rel.name == "main.py" and rel.parent.name == "":
                 continue  # stays source on the device
             if rel.name == "__init__.py" and not src.stat().st_size:
@@ -53,8 +54,23 @@ def test_device_hmac_matches_python(run_mpy):
 
 
 def test_every_refusal_code_has_a_screen_text_that_fits():
-    from firmware.app import rules, ui
+    from firmware.app import ui
+    from protocol import rules
 
     for code in rules.CODES:
         text = ui.reason(code)
         assert text != code and 0 < len(text) <= 16, code
+
+
+def test_every_refusal_code_has_its_chinese_screen_text():
+    # Chinese is the handhelds' default (docs/firmware.md, "Languages"): a code without a line
+    # in firmware/lang/zh.txt would show its English text on a Chinese screen.
+    from devkit import glyphs
+    from firmware.app import ui
+    from protocol import rules
+
+    catalog = glyphs.catalog()
+    missing = [
+        c for c in rules.CODES if re.sub(r"[0-9]+", glyphs.NUMBER, ui.reason(c)) not in catalog
+    ]
+    assert missing == []

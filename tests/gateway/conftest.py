@@ -6,14 +6,16 @@ import shutil
 from datetime import UTC, datetime
 
 import pytest
-from harness import PG_SERVER, TEST_DB
 from sqlalchemy import create_engine, text
 
-from firmware.app import wire, wire_schema
-from gateway import create_app, db, devices, registry
+from devkit.database import PG_SERVER, TEST_DB
+from devkit.sample_world import DRIVER_PIN, SELLER, TOKEN
+from gateway import create_app, db
+from gateway.ingest import registry
 from gateway.models import Device, Record
+from gateway.services import devices
+from protocol import wire, wire_schema
 
-TOKEN = "test-token"
 SECRET = "test-secret-0123456789"
 
 
@@ -28,7 +30,7 @@ def migrated_db(tmp_path_factory):
 @pytest.fixture
 def database_url(tmp_path, migrated_db):
     """A fresh database at the newest migration: a SQLite copy, or with
-    BAGSCAN_TEST_DB=postgresql a schema of its own on PostgreSQL (harness.PG_SERVER)."""
+    BAGSCAN_TEST_DB=postgresql a schema of its own on PostgreSQL (devkit.database.PG_SERVER)."""
     if TEST_DB == "sqlite":
         path = tmp_path / "gateway.sqlite"
         shutil.copyfile(migrated_db, path)
@@ -76,6 +78,10 @@ class Api:
 
     def post(self, path: str, body=None, **kw):
         resp = self.client.post(path, json=body, headers=self.headers, **kw)
+        return resp.status_code, resp.get_json(silent=True)
+
+    def patch(self, path: str, body=None, **kw):
+        resp = self.client.patch(path, json=body, headers=self.headers, **kw)
         return resp.status_code, resp.get_json(silent=True)
 
     def raw(self, path: str):
@@ -138,10 +144,6 @@ def handheld(app):
     return make
 
 
-DRIVER_PIN = "4321"
-SELLER = ("1000123", "深圳小商店")
-
-
 @pytest.fixture
 def world(app, api, handheld):
     """One seller set up as the manual describes, a driver, parcels, a seller and a hub handheld."""
@@ -162,6 +164,10 @@ def world(app, api, handheld):
             "city": "深圳市",
             "district": "龙华区",
             "street": "民治大道 1 号",
+            # The seller's Milkrun agreement: its driver comes 15:00-19:00; its application
+            # counted 80 orders a day.
+            "pickup_window": "15:00-19:00",
+            "orders_per_day": 80,
         },
     )
     assert status == 201, pickup
@@ -176,7 +182,8 @@ def world(app, api, handheld):
     )
     assert status == 201, ret
     status, drv = api.post(
-        "/api/drivers", {"id": "D042", "name": "王师傅", "badge": "B-42", "pin": DRIVER_PIN}
+        "/api/drivers",
+        {"id": "D042", "name": "王师傅", "badge": "B-42", "pin": DRIVER_PIN, "accounts": [aid]},
     )
     assert status == 201, drv
     rows = [

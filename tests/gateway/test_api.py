@@ -1,17 +1,21 @@
 """The JSON API: the bag lifecycle walked end to end, online time, receipts, labels, errors."""
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from conftest import SELLER, TOKEN
 from sqlalchemy import func, select
 from test_registry import T0, bag_and_close, picked_up_bag, signed_handover
 
-from gateway import db, handovers
+from devkit.sample_world import SELLER, TOKEN
+from gateway import db
 from gateway.domain import lifecycle, receipts
 from gateway.models import Bag, BagHistory, Device, Parcel, Record
 from gateway.models import Receipt as ReceiptRow
+from gateway.services import handovers
+from gateway.web.openapi import DOCUMENT
+from protocol.receipt import door_text
 
 CN = timedelta(hours=8)
 
@@ -193,6 +197,46 @@ def test_receipt_has_three_copies_that_verify(app, api, world):
     assert api.client.get("/handovers/1/receipt.pdf").status_code == 401
 
 
+def test_the_door_code_opens_the_receipt_and_its_pdf_once_synced(app, api, world):
+    """What the seller's phone opens from the handheld's QR code (protocol/receipt.py)."""
+    signed_handover(app, world)
+    h = api.get("/api/handovers/1")[1]
+    path = door_text("https://gw.test", h["receipt"]["id"], h["signature"]).removeprefix(
+        "HTTPS://GW.TEST"
+    )
+    assert path.startswith("/R/")
+    page = api.client.get(path)  # public: the seller has no login
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="verified"' in html
+    assert re.search(r'id="pickup-time">2026-08-08 \d\d:\d\d[^<]*\(UTC\+08:00\)', html)
+    pdf = api.client.get(path + "/receipt.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert api.client.get(path.lower()).status_code == 200
+
+    forged = path[:-4] + ("0000" if not path.endswith("0000") else "1111")
+    assert 'id="not-verified"' in api.client.get(forged).get_data(as_text=True)
+    assert api.client.get(forged + "/receipt.pdf").status_code == 404
+    unsynced = api.client.get("/R/0123456789ABCDEF/0123456789ABCDEF")
+    assert unsynced.status_code == 404 and 'id="not-synced"' in unsynced.get_data(as_text=True)
+
+
+def test_a_handhelds_language_is_chinese_until_an_admin_chooses_english(api):
+    assert api.post("/api/devices", {"device_id": "hh-lang"})[0] == 201
+    listed = {d["device_id"]: d for d in api.get("/api/devices")[1]["devices"]}
+    assert listed["hh-lang"]["language"] == "zh"
+    code, device = api.patch("/api/devices/hh-lang", {"language": "en"})
+    assert code == 200 and device["language"] == "en"
+    assert api.post("/api/devices", {"device_id": "hh-en", "language": "en"})[0] == 201
+    listed = {d["device_id"]: d for d in api.get("/api/devices")[1]["devices"]}
+    assert listed["hh-lang"]["language"] == listed["hh-en"]["language"] == "en"
+    code, err = api.patch("/api/devices/hh-lang", {"language": "fr"})
+    assert code == 400 and err["error"]["field"] == "language"
+    code, err = api.patch("/api/devices/hh-lang", {"role": "hub"})
+    assert code == 400 and err["error"]["field"] == "role"
+    assert api.patch("/api/devices/nobody", {"language": "zh"})[0] == 404
+
+
 def test_handovers_are_listed_newest_first_and_filtered(app, api, world):
     bags = signed_handover(app, world)
     code, body = api.get("/api/handovers")
@@ -307,7 +351,14 @@ def test_milkrun_has_one_pickup_address(api, world):
     assert code == 409 and body["error"]["code"] == "MILKRUN_ADDRESS_EXISTS"
     code, body = api.post(
         f"/api/accounts/{world.account_id}/addresses",
-        {"kind": "pickup", "service": "paid", "warehouse_name": "二号仓", "street": "Y 路"},
+        {
+            "kind": "pickup",
+            "service": "paid",
+            "warehouse_name": "二号仓",
+            "province": "广东省",
+            "city": "东莞市",
+            "street": "Y 路",
+        },
     )
     assert code == 201 and body["service"] == "paid"
 
@@ -348,6 +399,27 @@ def test_health_and_openapi_need_no_token(api):
     assert doc["openapi"].startswith("3.") and "/api/bags/{bag_no}/cancel" in doc["paths"]
 
 
+def test_the_openapi_document_lists_every_route_of_the_api_blueprints(app):
+    def shape(path: str) -> str:  # parameter names aside: /api/bags/{} either way
+        return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path)
+
+    routes = {
+        (method.lower(), shape(rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in ("api", "receipt_pages")
+        and rule.endpoint != "api.not_found"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {
+        (method, shape(path))
+        for path, operations in DOCUMENT["paths"].items()
+        # the admin page's public receipt pages: a copy's, and the door's
+        if not path.startswith(("/receipts/", "/r/"))
+        for method in operations
+    }
+    assert len(routes) == 25 and routes == documented
+
+
 # --- every error path is a 4xx JSON body --------------------------------------------------
 
 ERRORS = [
@@ -386,7 +458,7 @@ ERRORS = [
     ("get", "/handovers/99/receipt.pdf", None, 404, "HANDOVER_NOT_FOUND"),
     ("post", "/api/devices", {"device_id": "bad id!"}, 400, "BAD_FIELD"),
     ("post", "/api/devices", {"device_id": "ok", "role": "boss"}, 400, "BAD_FIELD"),
-    ("post", "/api/devices", {"device_id": "ok", "account_id": 999}, 400, "BAD_FIELD"),
+    ("post", "/api/devices", {"device_id": "ok", "account_id": 999}, 404, "ACCOUNT_NOT_FOUND"),
     ("post", "/api/devices", {"device_id": "ok", "replace": "yes"}, 400, "BAD_FIELD"),
     ("post", "/api/drivers", {"id": "D1", "name": "x", "pin": "12"}, 400, "BAD_FIELD"),
     ("post", "/api/drivers", {"id": "D042", "name": "x", "pin": "1234"}, 409, "DRIVER_EXISTS"),

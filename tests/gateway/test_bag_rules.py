@@ -2,9 +2,9 @@
 
 import pytest
 
-from firmware.app import rules
 from gateway.domain import bag_rules
 from gateway.domain.bag_rules import BagFacts, ParcelFacts, check_add, refusals
+from protocol import rules
 
 LINKED = frozenset({"S1", "S2"})
 
@@ -24,16 +24,15 @@ def bag(count: int = 0, **facts) -> BagFacts:
     return BagFacts(**(base | facts))
 
 
-def test_limits_and_codes_are_the_firmwares_one_definition():
+def test_limits_and_codes_are_the_protocols_one_definition():
     assert bag_rules.MAX_PARCELS is rules.MAX_PARCELS == 300
     assert bag_rules.MAX_WEIGHT_G is rules.MAX_WEIGHT_G == 50_000
     assert (bag_rules.MAX_SIDE_CM, bag_rules.MAX_SIDES_SUM_CM) == (120, 180)
-    checked = [code for code, _ in bag_rules.RULES]
-    assert len(checked) == len(set(checked))
-    assert set(checked) <= set(rules.CODES)
-    # BAD_BARCODE is the handheld's own (an unreadable scan never reaches the gateway).
-    assert set(rules.CODES) - set(checked) == {rules.BAD_BARCODE}
-    assert set(bag_rules.MESSAGES) == set(checked)
+    assert len(rules.RULES) == len(set(rules.RULES)) == 12
+    assert rules.CODES[: len(rules.RULES)] == rules.RULES
+    assert len(rules.CODES) == len(set(rules.CODES))
+    # Every rule the gateway re-checks has a message for the admin page.
+    assert set(bag_rules.MESSAGES) == set(rules.RULES)
 
 
 def test_a_good_parcel_goes_in():

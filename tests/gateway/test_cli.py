@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from gateway import db, drivers
+from gateway import clock, db
 from gateway.domain import lifecycle
 from gateway.models import Bag, Device, Driver, Parcel
+from gateway.services import couriers
 
 HEADER = "tracking_no,seller_id,status,hub,sea_big_item\n"
 
@@ -47,10 +48,10 @@ def test_add_driver_keeps_only_wrapped_keys(app):
     assert result.exit_code == 0, result.output
     with db.sessions(app)() as session:
         driver = session.get(Driver, "D7")
-        key = drivers.unwrap_with_pin(driver, "2468")
+        key = couriers.unwrap_with_pin(driver, "2468")
         assert key is not None and len(key) == 32
-        assert drivers.unwrap_with_pin(driver, "2469") is None
-        assert drivers.key_of(driver, app.config["SECRET_KEY"].encode()) == key
+        assert couriers.unwrap_with_pin(driver, "2469") is None
+        assert couriers.key_of(driver, app.config["SECRET_KEY"].encode()) == key
         assert key.hex() not in (driver.key_sealed, driver.pin_key)
 
 
@@ -63,20 +64,23 @@ def test_add_device_binds_role(app):
     assert bad.exit_code != 0 and "no account 99" in bad.output
 
 
-def test_close_stale_bags_after_the_setting(app, handheld):
+def test_close_stale_bags_closes_what_awaits_pickup_too_long_by_the_gateways_clock(app, handheld):
     hh = handheld("hh-old")
-    now = datetime.now(UTC)
-    hh.send("bag_open", now, bag=hh.bag(0))
-    hh.send("bag_open", now, bag=hh.bag(1))
-    with db.transaction(app) as session:
-        old = session.scalars(select(Bag).where(Bag.bag_no == hh.bag(0))).one()
-        old.created_at = now - timedelta(hours=72, minutes=1)
-    result = app.test_cli_runner().invoke(args=["close-stale-bags"])
+    at = datetime(2026, 8, 5, 2, 0, tzinfo=UTC)
+    hh.send("bag_open", at, bag=hh.bag(0))
+    hh.send("parcel", at, bag=hh.bag(0), trk="LZ000000001CN")
+    hh.send("bag_close", at, bag=hh.bag(0), n=1, g=900, dims=[60, 40, 30])
+    hh.send("bag_open", at, bag=hh.bag(1))  # still open on the handheld
+    clock.freeze(at + timedelta(hours=72))
+    try:
+        result = app.test_cli_runner().invoke(args=["close-stale-bags"])
+    finally:
+        clock.init_app(app)
     assert result.exit_code == 0 and f"closed 1 bags: {hh.bag(0)}" in result.output
     with db.sessions(app)() as session:
         old = session.scalars(select(Bag).where(Bag.bag_no == hh.bag(0))).one()
-        fresh = session.scalars(select(Bag).where(Bag.bag_no == hh.bag(1))).one()
-        assert old.status == lifecycle.CLOSED and fresh.status == lifecycle.SUBMITTED
+        open_ = session.scalars(select(Bag).where(Bag.bag_no == hh.bag(1))).one()
+        assert old.status == lifecycle.CLOSED and open_.status == lifecycle.SUBMITTED
         assert [h.to_status for h in old.history][-2:] == ["closing", "closed"]
         assert old.history[-1].actor == "system"
 

@@ -110,23 +110,28 @@ def test_a_bag_not_picked_up_for_72_hours_is_due_for_close():
 
 
 def test_close_after_is_a_setting():
-    assert due_for_close(lc.SUBMITTED, T0, T0 + timedelta(hours=25), timedelta(hours=24))
-    assert not due_for_close(lc.SUBMITTED, T0, T0 + timedelta(hours=25))
+    assert due_for_close(lc.AWAITING_PICKUP, T0, T0 + timedelta(hours=25), timedelta(hours=24))
+    assert not due_for_close(lc.AWAITING_PICKUP, T0, T0 + timedelta(hours=25))
 
 
-@pytest.mark.parametrize("status", sorted(set(lc.STATUSES) - lc.WAITING_FOR_PICKUP))
-def test_bags_not_waiting_for_pickup_are_never_auto_closed(status):
+@pytest.mark.parametrize("status", sorted(set(lc.STATUSES) - lc.CLOSED_WHEN_STALE))
+def test_bags_not_waiting_for_their_driver_are_never_auto_closed(status):
     assert not due_for_close(status, T0, T0 + timedelta(days=30))
 
 
+def test_a_bag_still_open_on_its_handheld_is_never_auto_closed():
+    assert lc.SUBMITTED not in lc.CLOSED_WHEN_STALE
+    assert lc.CLOSED_WHEN_STALE == {lc.AWAITING_PICKUP, lc.PICKUP_FAILED, lc.CANCEL_FAILED}
+
+
 def test_every_auto_closed_status_accepts_close():
-    for status in lc.WAITING_FOR_PICKUP:
+    for status in lc.CLOSED_WHEN_STALE:
         assert transition(status, lc.CLOSE) == lc.CLOSING
 
 
 def test_due_for_close_wants_aware_times():
     with pytest.raises(ValueError):
-        due_for_close(lc.SUBMITTED, T0.replace(tzinfo=None), T0)
+        due_for_close(lc.AWAITING_PICKUP, T0.replace(tzinfo=None), T0)
 
 
 def test_the_documented_diagram_is_the_table():

@@ -2,12 +2,14 @@
 
 from datetime import UTC, date, datetime, timedelta
 
-from conftest import DRIVER_PIN, SELLER
 from sqlalchemy import select
 
-from gateway import db, drivers, registry
+from devkit.sample_world import DRIVER_PIN, SELLER
+from gateway import db, settings
 from gateway.domain import lifecycle, receipts
-from gateway.models import Bag, Disagreement, Driver, Handover, Weighing
+from gateway.ingest import registry
+from gateway.models import Bag, Device, Disagreement, Driver, Handover, Weighing
+from gateway.services import couriers, handovers
 
 T0 = datetime(2026, 8, 8, 2, 0, tzinfo=UTC)  # 10:00 in Shenzhen
 
@@ -31,7 +33,7 @@ def load_bag(app, bag_no) -> Bag:
     """The bag with its parcels and history loaded, its session closed."""
     with db.sessions(app)() as session:
         bag = session.scalars(select(Bag).where(Bag.bag_no == bag_no)).one()
-        bag.parcels, bag.history, bag.disagreements  # noqa: B018 - load them now
+        bag.parcels, bag.held_out_parcels, bag.history, bag.disagreements  # noqa: B018 - load
         return bag
 
 
@@ -42,8 +44,13 @@ def codes(app, bag_no) -> list[str]:
 
 
 def driver_key(app) -> bytes:
+    """The key the seller's handheld unwraps with the PIN: D042's for the world's account."""
     with db.sessions(app)() as session:
-        return drivers.unwrap_with_pin(session.get(Driver, "D042"), DRIVER_PIN)
+        driver = session.get(Driver, "D042")
+        assert couriers.unwrap_with_pin(driver, DRIVER_PIN) is not None
+        assert couriers.route(session, driver)  # the world's account is on its route
+        account_id = session.get(Device, "hh-seller").account_id
+        return couriers.route_key(driver, settings.secret(session), account_id)
 
 
 def test_a_closed_bag_awaits_pickup_with_its_history(app, world):
@@ -63,12 +70,19 @@ def test_a_closed_bag_awaits_pickup_with_its_history(app, world):
     assert codes(app, bag_no) == []
 
 
-def test_device_decision_the_gateway_does_not_share_is_kept_and_flagged(app, world):
+def test_a_parcel_the_gateway_refuses_is_held_out_with_its_reason(app, world):
     bag_no = world.seller.bag(0)
     bag_and_close(world.seller, bag_no, [world.parcels[0], "LZPENDING01", "LZOTHER0001"])
     bag = load_bag(app, bag_no)
-    # The device's fact stands: all three are in the bag; the gateway says why it disagrees.
-    assert [p.tracking_no for p in bag.parcels] == [world.parcels[0], "LZPENDING01", "LZOTHER0001"]
+    # The device put all three in; the gateway holds out the two it refuses (the manual: the
+    # seller takes them out, they are not in the bag's parcel list), each with its reason.
+    assert [p.tracking_no for p in bag.parcels] == [world.parcels[0]]
+    assert [(p.tracking_no, p.held_out) for p in bag.held_out_parcels] == [
+        ("LZPENDING01", "NOT_RTS"),
+        ("LZOTHER0001", "STORE_NOT_LINKED"),
+    ]
+    assert bag.parcel_count == 1 and bag.held_out_count == 2
+    assert bag.status == lifecycle.AWAITING_PICKUP  # the device counted 3: held out, not lost
     assert codes(app, bag_no) == ["NOT_RTS", "STORE_NOT_LINKED"]
 
 
@@ -96,7 +110,7 @@ def test_parcel_in_another_bag_and_limits_at_close(app, world):
 def test_records_that_cannot_apply_never_raise(app, world):
     hh = world.seller
     hh.send("pickup", T0, bag="BS9999999999", drv="D042")
-    hh.send("arrive", T0, bag="BS9999999999", g=100, ok=1)
+    world.hub.send("arrive", T0, bag="BS9999999999", g=100, ok=1)
     hh.send("signin", T0, drv="NOBODY")
     hh.send(
         "handover",
@@ -274,3 +288,112 @@ def test_another_driver_cannot_refuse_a_bag_already_picked_up(app, api, world):
     _, bag = api.get(f"/api/bags/{bag_no}")
     assert bag["status"] == "picked_up"
     assert bag["disagreements"]
+
+
+# --- device roles (issue 21) ----------------------------------------------------------------
+
+
+def refusals(app, device_id) -> tuple[list[str], dict]:
+    with db.sessions(app)() as session:
+        codes = session.scalars(
+            select(Disagreement.code).where(Disagreement.device_id == device_id)
+        ).all()
+        return list(codes), session.get(Device, device_id).status or {}
+
+
+def test_a_hub_handheld_cannot_open_or_fill_bags(app, world):
+    bag_no = world.hub.bag(0)
+    world.hub.send("bag_open", T0, bag=bag_no)
+    world.hub.send("parcel", T0, bag=bag_no, trk=world.parcels[0])
+    with db.sessions(app)() as session:
+        assert session.scalars(select(Bag)).all() == []
+    codes, status = refusals(app, "hh-hub")
+    assert codes == [registry.DEVICE_ROLE, registry.DEVICE_ROLE]
+    assert status["refused_count"] == 2
+    assert status["last_refused"] == {"seq": 2, "kind": "parcel", "code": "DEVICE_ROLE"}
+
+
+def test_a_seller_handheld_cannot_record_a_hub_arrival(app, world):
+    bag_no = picked_up_bag(app, world)
+    world.seller.send("arrive", T0 + timedelta(days=1), bag=bag_no, g=10000, ok=1)
+    bag = load_bag(app, bag_no)
+    assert bag.status == lifecycle.PICKED_UP and bag.arrived_at is None
+    assert refusals(app, "hh-seller")[0] == [registry.DEVICE_ROLE]
+    # The hub's own handheld still can, and is not held up by the refused record.
+    world.hub.send("arrive", T0 + timedelta(days=1), bag=bag_no, g=10000, ok=1)
+    assert load_bag(app, bag_no).status == lifecycle.RECEIVED
+
+
+# --- handovers: only the seller's own known bags, ready for pickup (issue 21) ---------------
+
+
+def other_sellers_picked_up_bag(app, api, handheld) -> str:
+    """A bag of seller 2000456 (another account), scanned by the same driver."""
+    status, account = api.post("/api/accounts", {"name": "Yiwu Trading"})
+    assert status == 201, account
+    link = {"seller_id": "2000456", "seller_name": "义乌小店"}
+    assert api.post(f"/api/accounts/{account['id']}/stores", link)[0] == 200
+    other = handheld("hh-other", account_id=account["id"], role="seller")
+    bag_no = other.bag(0)
+    bag_and_close(other, bag_no, ["LZOTHER0001"])
+    other.send("pickup", T0 + timedelta(hours=1), bag=bag_no, drv="D042")
+    return bag_no
+
+
+def send_handover(app, world, bags, date_text="2026-08-08", hid="h-9"):
+    fields = receipts.HandoverFields(
+        date.fromisoformat(date_text), SELLER[0], SELLER[1], tuple(bags), "D042", "王师傅"
+    )
+    sig = receipts.sign_handover(fields, driver_key(app))
+    world.seller.send(
+        "handover",
+        T0 + timedelta(hours=2),
+        hid=hid,
+        drv="D042",
+        seller=SELLER[0],
+        date=date_text,
+        bags=list(bags),
+        sig=sig,
+    )
+
+
+def test_a_handover_takes_only_the_sellers_own_ready_bags(app, api, handheld, world):
+    theirs = other_sellers_picked_up_bag(app, api, handheld)
+    ours = picked_up_bag(app, world)
+    open_bag = world.seller.bag(5)
+    world.seller.send("bag_open", T0, bag=open_bag)
+    send_handover(app, world, [ours, "BS0000999999", theirs, open_bag])
+    with db.sessions(app)() as session:
+        handover = session.scalars(select(Handover)).one()
+        receipt = handover.receipt
+        assert receipt.bag_numbers == [ours, "BS0000999999", theirs, open_bag]  # as signed
+        assert [(r["bag"], r["code"]) for r in receipt.refused_bags] == [
+            ("BS0000999999", registry.UNKNOWN_BAG),
+            (theirs, registry.HANDOVER_BAG),
+            (open_bag, registry.HANDOVER_BAG),
+        ]
+        pdf_receipt = handovers.receipt_of(receipt)
+        assert pdf_receipt.refused[1] == (theirs, f"bag {theirs} is not of seller {SELLER[0]}")
+        assert receipts.receipt_pdf(pdf_receipt, b"s", "https://gw.test").startswith(b"%PDF")
+        assert load_bag(app, ours).handover_id == handover.id
+    # The other seller's bag is untouched: not re-assigned, still waiting for its own receipt.
+    other = load_bag(app, theirs)
+    assert other.handover_id is None and other.status == lifecycle.PICKED_UP
+    assert load_bag(app, open_bag).handover_id is None
+
+
+def test_a_handover_of_no_bag_of_the_seller_has_no_receipt(app, api, handheld, world):
+    theirs = other_sellers_picked_up_bag(app, api, handheld)
+    send_handover(app, world, [theirs])
+    with db.sessions(app)() as session:
+        assert session.scalars(select(Handover)).one().receipt is None
+    assert load_bag(app, theirs).handover_id is None
+
+
+def test_a_handover_dated_far_from_its_record_has_no_receipt(app, world):
+    bags = [picked_up_bag(app, world)]
+    send_handover(app, world, bags, date_text="2099-08-08")
+    with db.sessions(app)() as session:
+        assert session.scalars(select(Handover)).one().receipt is None
+        found = session.scalars(select(Disagreement.code)).all()
+    assert registry.HANDOVER_DATE in found

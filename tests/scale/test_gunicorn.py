@@ -4,10 +4,10 @@ import json
 import subprocess
 import time
 
-from harness import Gateway, retained_config
-
-from bench.sync_device import WireDevice, record
-from firmware.app import wire
+from devkit.broker import retained_config
+from devkit.gateway_process import Gateway
+from devkit.wire_device import WireDevice, record
+from protocol import wire
 
 
 def test_gunicorn_workers_serve_while_one_ingest_applies_records(tmp_path, database_url):

@@ -1,13 +1,13 @@
-"""The sync tests' stack: a gateway behind a broker, devices that speak the wire (import `stack`)."""
+"""The sync tests' stack: a gateway behind a broker, devices that speak the wire (the fixture
+`stack` in conftest.py starts one per broker kind)."""
 
 import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-from harness import Gateway, Mosquitto
-
-from bench.sync_device import WireDevice
+from devkit.broker import Mosquitto
+from devkit.gateway_process import Gateway
+from devkit.wire_device import WireDevice
 
 
 class Stack:
@@ -65,10 +65,3 @@ class Stack:
         self.gateway.stop()
         if self.mosquitto:
             self.mosquitto.stop()
-
-
-@pytest.fixture(params=["mosquitto", "embedded"])
-def stack(request, tmp_path):
-    s = Stack(request.param, tmp_path)
-    yield s
-    s.close()

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from syncstack import stack  # noqa: F401 - fixture
 
 PARCELS = 1000
 BAG = 250  # parcels per bag (a bag holds at most 300)
@@ -24,7 +23,7 @@ def _scan_all(hh) -> list[str]:
 
 
 @pytest.mark.slow
-def test_broker_down_while_1000_parcels_are_scanned(stack, handhelds):  # noqa: F811
+def test_broker_down_while_1000_parcels_are_scanned(stack, handhelds):
     sim = handhelds(stack.gateway, "hh-outage")
     hh = sim.control
     hh.wait_synced(30)

@@ -8,12 +8,15 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from harness import Gateway, Mosquitto
 from syncstack import Stack
 
-from bench.sync_device import RawMQTT, record
-from firmware.app import wire
-from gateway import acl, create_app, db, devices
+from devkit.broker import Mosquitto
+from devkit.gateway_process import Gateway
+from devkit.wire_device import RawMQTT, record
+from gateway import create_app, db
+from gateway.ingest import acl
+from gateway.services import devices
+from protocol import wire
 
 GATEWAY_PASSWORD = "gw-secret-for-tests"
 
@@ -241,7 +244,8 @@ def test_the_production_mosquitto_config_starts_and_refuses_strangers(provisione
     import subprocess
     from pathlib import Path
 
-    from harness import ROOT, free_port, wait_port
+    from devkit import ROOT
+    from devkit.ports import free_port, wait_port
 
     tmp, passwords = provisioned
     subprocess.run(

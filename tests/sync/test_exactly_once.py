@@ -8,10 +8,10 @@ import subprocess
 import time
 
 import pytest
-from syncstack import Stack, stack  # noqa: F401 - fixture
+from syncstack import Stack
 
-from bench.sync_device import RawMQTT, WireDevice, record
-from firmware.app import wire, wire_schema
+from devkit.wire_device import RawMQTT, WireDevice, record
+from protocol import wire, wire_schema
 
 
 def _wait(pred, timeout: float, what: str) -> None:
@@ -34,7 +34,7 @@ def _assert_each_stored_once(s: Stack, devs, per_device: int) -> None:
         s.wait_applied(dev.device_id, per_device)
 
 
-def test_every_record_delivered_three_times_is_stored_once(stack):  # noqa: F811
+def test_every_record_delivered_three_times_is_stored_once(stack):
     password = stack.provision("hh-dup")
     raw = RawMQTT("127.0.0.1", stack.mqtt_port, "bagscan-hh-dup", "hh-dup", password)
     assert raw.connack == 0
@@ -85,9 +85,9 @@ def test_embedded_broker_gateway_killed_while_a_device_streams(tmp_path):
 
 
 def _store_process(gateway) -> int | None:
-    """The pid of the gateway's ingest store process (gateway/ingest_store.py), if running."""
+    """The pid of the gateway's ingest store process (gateway/ingest/writer.py), if running."""
     out = subprocess.run(
-        ["pgrep", "-f", "-P", str(gateway.proc.pid), "gateway.ingest_store"],
+        ["pgrep", "-f", "-P", str(gateway.proc.pid), "gateway.ingest.writer"],
         capture_output=True,
         text=True,
     ).stdout.split()

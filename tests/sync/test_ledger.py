@@ -5,11 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bench.sync_device import record
-from firmware.app import wire
-from gateway import create_app, db, devices, registry
-from gateway.ledger import CLOCK_SKEW_LIMIT_S, Ledger, occurred_at, ticks_diff
+from devkit.wire_device import record
+from gateway import create_app, db
+from gateway.ingest import registry
+from gateway.ingest.ledger import CLOCK_SKEW_LIMIT_S, Ledger, occurred_at, ticks_diff
 from gateway.models import Bag, BagParcel, Device, Record
+from gateway.services import devices
+from protocol import wire
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
@@ -111,7 +113,7 @@ def test_a_record_the_registry_cannot_apply_is_quarantined_not_blocking(app, mon
 
 @pytest.mark.parametrize("failing", ["hh-1", "hh-2"])
 def test_a_run_that_fails_spoils_no_other_devices_run(app, monkeypatch, failing):
-    """One apply prefetches for every device at once (gateway/ledger.py); when one record
+    """One apply prefetches for every device at once (gateway/ingest/ledger.py); when one record
     fails, nothing of the rolled-back run may remain in what the other device's run reads or
     writes: only the failing device is applied again record by record, and exactly its
     failing record is quarantined."""
@@ -158,3 +160,27 @@ def test_a_run_that_fails_spoils_no_other_devices_run(app, monkeypatch, failing)
     for device_id, trks in members.items():
         kept = (2, 4, 5) if device_id == failing else (2, 3, 4, 5)
         assert trks == [trk(device_id[-1], s) for s in kept]
+
+
+def test_a_handheld_behind_on_its_config_is_timed_from_its_first_status_while_online(app):
+    """The exceptions queue flags a handheld behind for long (issue 17): the ingest keeps since
+    when, counting only while it is online."""
+    ledger = Ledger()
+    with db.transaction(app) as session:
+        session.get(Device, "hh-1").config_version = 7
+    online = {"v": wire.VERSION, "online": True}
+    minute = timedelta(minutes=1)
+
+    def since():
+        with db.sessions(app)() as session:
+            return devices.config_state(session.get(Device, "hh-1")).behind_since
+
+    _store(app, ledger, status=dict(online, s=5), at=T0)
+    _store(app, ledger, status=dict(online, s=6), at=T0 + minute)
+    assert since() == T0
+    _store(app, ledger, status={"v": wire.VERSION, "online": False}, at=T0 + 2 * minute)
+    assert since() is None
+    _store(app, ledger, status=dict(online, s=6), at=T0 + 3 * minute)
+    assert since() == T0 + 3 * minute
+    _store(app, ledger, status=dict(online, s=7), at=T0 + 4 * minute)
+    assert since() is None

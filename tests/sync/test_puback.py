@@ -1,4 +1,4 @@
-"""The gateway's PUBACKs, written a batch at a time (gateway/ingest.py `puback`), reach the
+"""The gateway's PUBACKs, written a batch at a time (gateway/ingest/subscriber.py `puback`), reach the
 broker: a real Mosquitto redelivers to a persistent session exactly the QoS 1 messages that
 were not acknowledged."""
 
@@ -7,9 +7,9 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from harness import Mosquitto
 
-from gateway.ingest import puback
+from devkit.broker import Mosquitto
+from gateway.ingest.subscriber import puback
 
 TOPIC = "bagscan/v1/dev/hh-puback/events"
 

@@ -1,13 +1,15 @@
 """Firmware and gateway run the same wire.py and wire_schema.py; both must judge the same samples
 alike."""
 
+import ast
 import json
 from pathlib import Path
 
-from firmware.app import wire, wire_schema
-from gateway import devices
+from gateway.services import devices
+from protocol import wire, wire_schema
 
 SAMPLES = Path(__file__).with_name("wire_samples.json")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _python_verdicts(samples):
@@ -15,7 +17,7 @@ def _python_verdicts(samples):
     for s in samples:
         check = {"events": wire_schema.events_error, "ack": wire.ack_error}[s["check"]]
         try:
-            msg = json.loads(s["payload"])
+            msg = wire_schema.decode(s["payload"])  # as the gateway reads it
         except ValueError:
             out.append("not JSON")
             continue
@@ -25,13 +27,13 @@ def _python_verdicts(samples):
 
 MPY = r"""
 import json
-from app import wire, wire_schema
+from protocol import wire, wire_schema
 samples = json.load(open(%r))
 out = []
 for s in samples:
     check = {"events": wire_schema.events_error, "ack": wire.ack_error}[s["check"]]
     try:
-        msg = json.loads(s["payload"])
+        msg = wire_schema.decode(s["payload"])  # as the gateway reads it
     except ValueError:
         out.append("not JSON")
         continue
@@ -54,7 +56,7 @@ def test_micropython_and_cpython_agree_on_every_sample(run_mpy):
 
 def test_payloads_built_on_the_device_validate_on_the_gateway(run_mpy):
     proc = run_mpy(
-        "from app import wire, wire_schema\n"
+        "from protocol import wire, wire_schema\n"
         "import json\n"
         "r1 = json.dumps({'s': 1, 'b': 2, 't': 5, 'w': 1700000000, 'q': 1, 'k': 'bag_open',"
         " 'bag': 'BS0000000001'}).encode()\n"
@@ -87,3 +89,36 @@ def test_topics_name_one_device_and_one_kind():
                 "bagscan/v2/dev/hh-1/events", "bagscan/v1/dev/hh-1/other", "bagscan/v1/dev//events",
                 "bagscan/v1/dev/" + "x" * 33 + "/events", "bagscan/v1/dev/hé/events"]:  # fmt: skip
         assert wire_schema.parse_topic(bad) is None, bad
+
+
+def _firmware_constant(path: str, name: str):
+    """A module-level constant of a firmware file, read without running MicroPython code."""
+    tree = ast.parse((ROOT / path).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == name:
+            value = node.value
+            return ast.literal_eval(value.args[0] if isinstance(value, ast.Call) else value)
+    raise LookupError(name)
+
+
+def _scale_capacity() -> int:
+    tree = ast.parse((ROOT / "firmware/drivers/scale.py").read_text())
+    scale = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Scale")
+    init = next(n for n in scale.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    names = [a.arg for a in init.args.args]
+    defaults = dict(zip(names[-len(init.args.defaults) :], init.args.defaults, strict=True))
+    return ast.literal_eval(defaults["capacity_g"])
+
+
+def test_the_wire_ranges_are_what_the_handheld_can_send():
+    """A record the handheld journals must pass the wire, or the device resends it forever:
+    the validator's bounds are the firmware's own."""
+    assert wire_schema.MAX_GRAMS == _scale_capacity()
+    assert wire_schema.MAX_SIDE_CM == _firmware_constant(
+        "firmware/app/bagging.py", "_MAX_SIDE_INPUT"
+    )
+    presets = _firmware_constant("firmware/app/bagging.py", "_SIZES")
+    assert all(1 <= side <= wire_schema.MAX_SIDE_CM for sides in presets for side in sides)
+    assert wire_schema.MAX_HANDOVER_BAGS == _firmware_constant(
+        "firmware/app/pickup.py", "_MAX_BAGS"
+    )

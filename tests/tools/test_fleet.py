@@ -6,27 +6,32 @@ import json
 import socket
 import time
 
-import fleet
 import pytest
 
+from devkit.fleet import scenario, worker
+from devkit.fleet.cli import run
+from devkit.fleet.display import Display
+from devkit.fleet.fleet import Fleet
+from devkit.fleet.link import Link
 
-def scenario() -> dict:
-    return fleet.load(fleet.DEFAULT_SCENARIO)
+
+def default_day() -> dict:
+    return scenario.load(scenario.DEFAULT_SCENARIO)
 
 
 def test_the_default_day_plans_twenty_handhelds_and_its_stated_totals():
-    day = fleet.plan(scenario())
+    day = scenario.plan(default_day())
     roles = [d.role for d in day.devices]
     assert len(day.devices) == 20
     assert roles.count("seller") == 18 and roles.count("hub") == 2
-    assert day.totals() == {k: scenario()["expect"][k] for k in day.totals()}
+    assert day.totals() == {k: default_day()["expect"][k] for k in day.totals()}
     assert len({d.device_id for d in day.devices}) == 20
 
 
 def test_a_fleet_size_spreads_the_warehouse_handhelds_over_the_sellers():
-    with pytest.raises(fleet.ScenarioError, match="fewer than one per seller"):
-        fleet.plan(scenario(), devices=5)  # 2 for hubs leave 3 for 4 sellers
-    day = fleet.plan(scenario(), devices=8)
+    with pytest.raises(scenario.ScenarioError, match="fewer than one per seller"):
+        scenario.plan(default_day(), devices=5)  # 2 for hubs leave 3 for 4 sellers
+    day = scenario.plan(default_day(), devices=8)
     sites = [d.site for d in day.devices if d.role == "seller"]
     assert sites == ["SZ-GADGETS", "SZ-GADGETS", "SZ-HOME", "SZ-HOME", "DG-TOYS", "GZ-FASHION"]
     assert day.bags == 6 * 3
@@ -34,21 +39,21 @@ def test_a_fleet_size_spreads_the_warehouse_handhelds_over_the_sellers():
 
 
 def test_a_scenario_whose_expectations_disagree_with_its_day_is_refused():
-    bad = scenario()
+    bad = default_day()
     bad["expect"]["bags"] = 47
-    with pytest.raises(fleet.ScenarioError, match="disagrees"):
-        fleet.plan(bad)
-    bad = scenario()
+    with pytest.raises(scenario.ScenarioError, match="disagrees"):
+        scenario.plan(bad)
+    bad = default_day()
     bad["day"].append({"do": "dance"})
-    with pytest.raises(fleet.ScenarioError, match="unknown step 'dance'"):
-        fleet.plan(bad)
+    with pytest.raises(scenario.ScenarioError, match="unknown step 'dance'"):
+        scenario.plan(bad)
 
 
 def test_an_outage_on_the_link_cuts_connections_and_refuses_new_ones():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        link = fleet.Link("127.0.0.1", server.getsockname()[1]).start()
+        link = Link("127.0.0.1", server.getsockname()[1]).start()
         try:
             client = socket.create_connection(("127.0.0.1", link.port), timeout=5)
             peer, _ = server.accept()
@@ -74,7 +79,7 @@ def test_an_outage_on_the_link_cuts_connections_and_refuses_new_ones():
 
 def bagging_day() -> dict:
     """The scenario's morning: bagging, the Wi-Fi outage, back online; no pickups yet."""
-    day = scenario()
+    day = default_day()
     day["day"] = [s for s in day["day"] if s["do"] in ("bag", "outage")] + [{"do": "sync"}]
     day["expect"] = {
         "bags": 54,
@@ -98,10 +103,10 @@ def bag_statuses(gateway) -> dict:
 
 @pytest.mark.slow
 def test_twenty_handhelds_bag_through_an_outage_and_the_gateway_matches_exactly(gateway, tmp_path):
-    day = fleet.Fleet(gateway.url, gateway.token, bagging_day(), tmp_path / "fleet")
+    day = Fleet(gateway.url, gateway.token, bagging_day(), tmp_path / "fleet")
     out = io.StringIO()
     started = time.monotonic()
-    problems = fleet.run(day, fleet.Display(day, out, live=False))
+    problems = run(day, Display(day, out, live=False))
     assert problems == []
     assert time.monotonic() - started < 90
     assert len(day.plan.devices) == 20
@@ -111,17 +116,17 @@ def test_twenty_handhelds_bag_through_an_outage_and_the_gateway_matches_exactly(
     # The handhelds were offline for part of the day, and the display said so.
     log = out.getvalue()
     assert "link DOWN" in log and "step 3/3 sync" in log
-    assert all(u.proc.poll() is not None for u in day.units), "no handheld left running"
+    assert all(u.sim.proc.poll() is not None for u in day.units), "no handheld left running"
 
 
 @pytest.mark.slow
 def test_twenty_handhelds_run_the_whole_day_and_the_gateway_matches_exactly(gateway, tmp_path):
-    day = fleet.Fleet(gateway.url, gateway.token, scenario(), tmp_path / "fleet")
+    day = Fleet(gateway.url, gateway.token, default_day(), tmp_path / "fleet")
     started = time.monotonic()
-    problems = fleet.run(day, fleet.Display(day, io.StringIO(), live=False))
+    problems = run(day, Display(day, io.StringIO(), live=False))
     assert problems == []
     assert time.monotonic() - started < 100
-    expect = scenario()["expect"]
+    expect = default_day()["expect"]
     assert bag_statuses(gateway) == expect["statuses"]
     assert len(day.handovers) == expect["handovers"]
     assert sum(h["receipt"] is not None for h in day.handovers) == expect["receipts"]
@@ -137,42 +142,42 @@ def test_twenty_handhelds_run_the_whole_day_and_the_gateway_matches_exactly(gate
 
 
 def test_the_refusal_reasons_are_the_firmwares():
-    from firmware.app import wire
+    from protocol import wire
 
-    assert fleet.REFUSE_REASONS == wire.REFUSE_REASONS
+    assert scenario.REFUSE_REASONS == wire.REFUSE_REASONS
 
 
 def test_the_cache_refusal_codes_are_the_firmwares_and_the_gateways_statuses():
-    from firmware.app import rules
     from gateway.domain import bag_rules
+    from protocol import rules
 
-    assert set(fleet.NOT_BAGGABLE) == set(bag_rules.PARCEL_STATUSES) - {bag_rules.RTS}
-    assert set(fleet.NOT_BAGGABLE.values()) | {fleet.DUPLICATE} <= set(rules.CODES)
+    assert set(scenario.NOT_BAGGABLE) == set(bag_rules.PARCEL_STATUSES) - {bag_rules.RTS}
+    assert set(scenario.NOT_BAGGABLE.values()) | {scenario.DUPLICATE} <= set(rules.CODES)
 
 
 def test_the_import_lists_every_parcel_a_handheld_scans_in_scan_order():
-    rows = fleet.parcels_to_import(scenario()["day"], 2, 3)
+    rows = worker.parcels_to_import(default_day()["day"], 2, 3)
     assert len(rows) == 2 * 7 + 1 * 7  # morning 2 bags, offline 1 bag: 6 good + 1 refused each
-    assert rows[:7] == [(fleet.parcel_number(2, 3, n), "rts") for n in range(1, 7)] + [
-        (fleet.refused_number(2, 3, 1), "pending")
+    assert rows[:7] == [(worker.parcel_number(2, 3, n), "rts") for n in range(1, 7)] + [
+        (worker.refused_number(2, 3, 1), "pending")
     ]
-    assert rows[-1] == (fleet.refused_number(2, 3, 3), "cancelled")
+    assert rows[-1] == (worker.refused_number(2, 3, 3), "cancelled")
     assert len({t for t, _ in rows}) == len(rows)
 
 
 def test_a_seller_with_more_parcels_than_the_cache_holds_is_refused():
-    big = scenario()
+    big = default_day()
     big["day"][0]["bags"] = 20
     big.pop("expect")
-    with pytest.raises(fleet.ScenarioError, match="cache holds about"):
-        fleet.plan(big)
+    with pytest.raises(scenario.ScenarioError, match="cache holds about"):
+        scenario.plan(big)
 
 
 def test_the_live_table_redraws_in_place(tmp_path):
-    day = fleet.Fleet("http://127.0.0.1:1", "t", scenario(), tmp_path)
-    day.link = fleet.Link("127.0.0.1", 1)  # not started: only read by the table
+    day = Fleet("http://127.0.0.1:1", "t", default_day(), tmp_path)
+    day.link = Link("127.0.0.1", 1)  # not started: only read by the table
     out = io.StringIO()
-    display = fleet.Display(day, out, live=True)
+    display = Display(day, out, live=True)
     display.draw()
     day.plan.devices[0].bags = 2
     display.draw()

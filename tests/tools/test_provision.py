@@ -5,8 +5,7 @@ import json
 import shutil
 import stat
 
-import flash
-import provision
+from devkit import flash, provision
 
 
 def run(gateway, tmp_path, *extra, device_id="hh-0042"):

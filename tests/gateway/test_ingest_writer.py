@@ -1,5 +1,5 @@
 """The store process applies a batch before its ack at a steady load and after it in a flood
-(gateway/ingest_store.py); either way the ack means stored and the bags follow in order."""
+(gateway/ingest/writer.py); either way the ack means stored and the bags follow in order."""
 
 import json
 import os
@@ -7,12 +7,14 @@ import time
 
 import pytest
 
-from firmware.app import wire
-from gateway import db, devices, ingest_store
+from gateway import db
+from gateway.ingest import writer
 from gateway.models import Device
+from gateway.services import devices
+from protocol import wire
 
 
-def parcels(device_id: str, first: int, n: int) -> list[ingest_store.Message]:
+def parcels(device_id: str, first: int, n: int) -> list[writer.Message]:
     topic = wire.topic(device_id, wire.EVENTS)
     now = int(time.time())
     return [
@@ -36,11 +38,11 @@ def parcels(device_id: str, first: int, n: int) -> list[ingest_store.Message]:
 def store(app, monkeypatch):
     # A budget no cold process overruns: what is tested is whether applying runs before the
     # ack, not how far 5 ms go.
-    monkeypatch.setattr(ingest_store, "INLINE_APPLY", 30.0)
+    monkeypatch.setattr(writer, "INLINE_APPLY", 30.0)
     with db.transaction(app) as session:
         for device_id in ("hh-flood", "hh-calm"):
             devices.provision(session, device_id, 1000)
-    return ingest_store.Store(app, os.getppid())
+    return writer.Store(app, os.getppid())
 
 
 def applied(app, device_id: str) -> int:
@@ -56,8 +58,8 @@ def test_at_a_steady_load_a_batch_is_applied_before_its_ack(app, store):
 
 def test_in_a_flood_the_ack_goes_first_and_the_bags_follow(app, store, monkeypatch):
     # A flood scaled down: more than 10 records/s over a 50 ms window.
-    monkeypatch.setattr(ingest_store, "INLINE_RATE", 10)
-    monkeypatch.setattr(ingest_store, "RATE_WINDOW", 0.05)
+    monkeypatch.setattr(writer, "INLINE_RATE", 10)
+    monkeypatch.setattr(writer, "RATE_WINDOW", 0.05)
     store.process(parcels("hh-flood", 1, 50))
     time.sleep(0.06)
     # A device whose bags are up to date, in the batch after the flood was seen: stored and

@@ -1,0 +1,390 @@
+"""Firmware updates over the air (issue 19 item 1, docs/ota.md), with the real firmware running
+from its flash in the simulator, a real Mosquitto and the gateway: a release uploaded and
+rolled out is fetched in chunks, checked, switched to and confirmed; a damaged or wrongly
+signed one is refused; a power cut resumes; a release that crashes at boot is rolled back.
+Every case ends on a version that runs, with the journal intact."""
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from devkit import release
+from devkit.control import ControlError
+from devkit.handheld import SimHandheld
+from devkit.updates import (
+    parcels_stored,
+    registered_handheld,
+    roll_out,
+    settled,
+    upload,
+    wait_update,
+)
+from protocol import ota, wire
+
+OLD = release.firmware_version()
+NEW = "0.2.1-ota"  # the good release's version
+# An update message loads app/boot.py's update code (6 KB of heap) beside a running handheld:
+# at the simulator's 120K the apply ran out of memory in CI's rehearsal (the machine loaded),
+# and at 110K on a quiet one it passed; at 140K all nine pass under load (docs/ota.md).
+HEAP = "140K"
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    """The fleet's release key, and release files built from firmware variants with it."""
+    tmp = tmp_path_factory.mktemp("releases")
+    key = tmp / "release.key"
+    release.make_key(key)
+    other_key = tmp / "other.key"
+    release.make_key(other_key)
+    files = {"key": key}
+    # Boots, but its MQTT client knocks on a port nobody listens on; a trial gives up soon.
+    unreachable = (
+        ("app/boot.py", '"port": mqtt["port"],', '"port": 1,'),
+        ("app/boot.py", "_TRIAL_WAIT_MS = const(300000)", "_TRIAL_WAIT_MS = const(3000)"),
+    )
+    for name, version, signer, crash, edits in (
+        ("good", NEW, key, False, ()),
+        ("crash", "0.2.2-crash", key, True, ()),
+        ("forged", "0.2.3-forged", other_key, False, ()),
+        ("unreachable", "0.2.4-offline", key, False, unreachable),
+    ):
+        files[name] = tmp / f"{name}.release"
+        firmware = release.firmware_variant(tmp / name, version, crash, edits)
+        release.build(signer, files[name], "host", "sim", firmware)
+    return files
+
+
+class WatchRequests:
+    """The handheld's firmware requests as the broker carries them, seen by the test's own
+    client: seen is set once one matches pred; offsets lists the chunks asked for."""
+
+    def __init__(self, port: int, device_id: str, pred):
+        self.pred = pred
+        self.seen = threading.Event()
+        self.offsets: list[int] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"watch-{device_id}")
+        topic = wire.topic(device_id, wire.REQUEST)
+        self.client.on_connect = lambda c, *_a: c.subscribe(topic, 0)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _c, _u, msg) -> None:
+        if not ota.is_request(msg.payload):
+            return
+        body = json.loads(msg.payload)
+        if "offset" in body:
+            self.offsets.append(body["offset"])
+        if self.pred(body):
+            self.seen.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def ota_handheld(tmp_path, gateway, device_id, key) -> SimHandheld:
+    return registered_handheld(tmp_path / "flash", gateway, device_id, key, HEAP)
+
+
+def upload_and_roll_out(gateway, release_file: Path, device_id: str) -> str:
+    version = upload(gateway, release_file)
+    assert roll_out(gateway, version, devices=[device_id]) == [device_id]
+    return version
+
+
+def scanned(*numbers: int) -> list[str]:
+    return [f"LZ{700_000_000 + i:09d}CN" for i in numbers]
+
+
+def bag_closed(ctl, first: int) -> None:
+    """A bag of two parcels (unknown to the gateway: accepted), weighed and closed: records
+    the journal must keep."""
+    for trk in scanned(first, first + 1):
+        assert ctl.scan(trk)["beep"] == "ok"
+    ctl.weigh(3_000)
+    ctl.key("ok")
+    ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
+    ctl.weigh(0)
+
+
+def test_a_release_is_fetched_checked_switched_to_and_confirmed(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-ota", releases["key"])
+    try:
+        ctl = sim.start_through_resets()
+        bag_closed(ctl, 1)
+        ctl.wait_synced()
+        version = upload_and_roll_out(gateway, releases["good"], "hh-ota")
+        assert sim.wait_reset(120) != 0  # the switch: the handheld resets itself
+        ctl = sim.start_through_resets()
+        done = wait_update(gateway, "hh-ota", settled("trial_confirmed", NEW))
+        assert done["running"] == version != OLD
+        assert (sim.code_root / "ota" / "active.slot").read_text() == "ota/release-a"
+        left = {p.name for p in (sim.code_root / "ota").iterdir()}
+        assert left == {"active.slot", "release-a"}  # no stage, no trial, no boot count
+        bag_closed(ctl, 3)  # the new version scans, and its records reach the gateway
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-ota") == scanned(1, 2, 3, 4)
+    finally:
+        sim.kill()
+
+
+def test_a_release_signed_by_another_key_is_refused_and_the_old_version_runs(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-forged", releases["key"])
+    try:
+        ctl = sim.start_through_resets()
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["forged"], "hh-forged")
+        refused = wait_update(gateway, "hh-forged", settled("bad_signature", OLD))
+        assert refused["running"] == OLD
+        assert sim.proc is not None and sim.proc.poll() is None  # no reset
+        assert not (sim.code_root / "ota" / "trial.slot").exists()
+        bag_closed(ctl, 1)
+    finally:
+        sim.kill()
+
+
+def test_a_release_damaged_on_the_gateway_is_refused_by_its_hash(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-damaged", releases["key"])
+    try:
+        ctl = sim.start_through_resets()
+        ctl.wait_synced()
+        version = upload(gateway, releases["good"])
+        # One byte of the stored bundle changed after its hash was taken: every chunk's CRC
+        # matches what is sent, only the whole file's hash can tell.
+        with sqlite3.connect(gateway.db_url.removeprefix("sqlite:///"), timeout=30) as conn:
+            (packed,) = conn.execute("SELECT packed FROM firmware_releases").fetchone()
+            damaged = packed[:5000] + bytes([packed[5000] ^ 0xFF]) + packed[5001:]
+            conn.execute("UPDATE firmware_releases SET packed = ?", (damaged,))
+        assert roll_out(gateway, version, devices=["hh-damaged"]) == ["hh-damaged"]
+        refused = wait_update(gateway, "hh-damaged", settled("hash_mismatch", OLD))
+        assert refused["running"] == OLD
+        assert not (sim.code_root / "ota" / "stage.bin").exists()
+        bag_closed(ctl, 1)
+    finally:
+        sim.kill()
+
+
+def test_a_release_that_crashes_at_boot_is_rolled_back_by_the_handheld(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-crash", releases["key"])
+    try:
+        ctl = sim.start_through_resets()
+        bag_closed(ctl, 1)
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["crash"], "hh-crash")
+        sim.wait_reset(120)
+        # Three boots on trial, each ending in the release's crash; at the fourth main.py
+        # drops the trial and the old version runs.
+        ctl = sim.start_through_resets()
+        assert sim.launches == 1 + 4
+        ota = sim.code_root / "ota"
+        assert (ota / "failed.slot").read_text() == "ota/release-a"
+        assert not (ota / "trial.slot").exists()
+        rolled = wait_update(gateway, "hh-crash", settled("rolled_back", OLD))
+        assert rolled["running"] == OLD
+        bag_closed(ctl, 3)
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-crash") == scanned(1, 2, 3, 4)
+    finally:
+        sim.kill()
+
+
+def test_a_release_that_never_reaches_the_gateway_resets_on_trial_and_is_rolled_back(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-offline", releases["key"])
+    try:
+        ctl = sim.start_through_resets()
+        bag_closed(ctl, 1)
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["unreachable"], "hh-offline")
+        sim.wait_reset(120)
+        # Each boot on trial waits for the gateway's confirmation, then resets itself.
+        for _ in range(3):
+            sim.start_through_resets()
+            assert sim.wait_reset(60) == 3
+        ctl = sim.start_through_resets()  # the 4th: main.py drops the trial
+        assert (sim.code_root / "ota" / "failed.slot").read_text() == "ota/release-a"
+        rolled = wait_update(gateway, "hh-offline", settled("rolled_back", OLD))
+        assert rolled["version"] == "0.2.4-offline"
+        bag_closed(ctl, 3)
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-offline") == scanned(1, 2, 3, 4)
+    finally:
+        sim.kill()
+
+
+def test_a_power_cut_while_fetching_resumes_from_what_is_staged(
+    tmp_path, broker_and_gateway, releases
+):
+    broker, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-cut-fetch", releases["key"])
+    two_chunks = WatchRequests(
+        broker.port, "hh-cut-fetch", lambda m: m.get("offset", 0) >= 2 * ota.CHUNK_BYTES
+    )
+    try:
+        ctl = sim.start_through_resets()
+        bag_closed(ctl, 1)
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["good"], "hh-cut-fetch")
+        assert two_chunks.seen.wait(60)
+        sim.kill()  # the power cut, with part of the release on flash
+        staged = (sim.code_root / "ota" / "stage.bin").stat().st_size
+        assert 2 * ota.CHUNK_BYTES <= staged < releases["good"].stat().st_size
+        before = len(two_chunks.offsets)
+        sim.start_through_resets()
+        sim.wait_reset(120)  # fetched the rest, switched
+        assert two_chunks.offsets[before] == staged  # resumed, not started over
+        ctl = sim.start_through_resets()
+        wait_update(gateway, "hh-cut-fetch", settled("trial_confirmed", NEW))
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-cut-fetch") == scanned(1, 2)
+    finally:
+        two_chunks.close()
+        sim.kill()
+
+
+def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
+    tmp_path, broker_and_gateway, releases
+):
+    broker, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-cut-ready", releases["key"])
+    ready = WatchRequests(broker.port, "hh-cut-ready", lambda m: m.get("status") == ota.READY)
+    try:
+        ctl = sim.start_through_resets()
+        assert ctl.scan("LZ700000001CN")["beep"] == "ok"  # a bag is open
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["good"], "hh-cut-ready")
+        assert ready.seen.wait(60)  # fetched, checked, unpacked: waits for the bag
+        assert sim.proc is not None and sim.proc.poll() is None
+        sim.kill()  # the power cut between the unpack and the switch
+        slot = sim.code_root / "ota" / "release-a"
+        assert (slot / "release.version").read_text() == NEW
+        assert not (sim.code_root / "ota" / "trial.slot").exists()
+        ctl = sim.start_through_resets()  # the old version, its open bag rebuilt
+        assert ctl.state()["bag_count"] == 1
+        assert ctl.scan("LZ700000002CN")["beep"] == "ok"
+        ctl.weigh(3_000)
+        ctl.key("ok")  # closed: the next offer switches
+        sim.wait_reset(120)
+        ctl = sim.start_through_resets()
+        wait_update(gateway, "hh-cut-ready", settled("trial_confirmed", NEW))
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-cut-ready") == scanned(1, 2)
+    finally:
+        ready.close()
+        sim.kill()
+
+
+def test_a_power_cut_as_the_switch_begins_boots_the_new_version_on_trial(
+    tmp_path, broker_and_gateway, releases
+):
+    broker, gateway = broker_and_gateway
+    sim = ota_handheld(tmp_path, gateway, "hh-cut-switch", releases["key"])
+    switching = WatchRequests(
+        broker.port, "hh-cut-switch", lambda m: m.get("status") == ota.TRIAL_STARTING
+    )
+    try:
+        ctl = sim.start_through_resets()
+        bag_closed(ctl, 1)
+        ctl.wait_synced()
+        upload_and_roll_out(gateway, releases["good"], "hh-cut-switch")
+        assert switching.seen.wait(60)
+        sim.kill()  # before the handheld's own reset
+        assert (sim.code_root / "ota" / "trial.slot").read_text() == "ota/release-a"
+        ctl = sim.start_through_resets()
+        done = wait_update(gateway, "hh-cut-switch", settled("trial_confirmed", NEW))
+        assert done["running"] == NEW
+        ctl.wait_synced()
+        assert parcels_stored(gateway, "hh-cut-switch") == scanned(1, 2)
+    finally:
+        switching.close()
+        sim.kill()
+
+
+FLEET = 20
+
+
+def scan_bags(sim: SimHandheld, first: int, stop: threading.Event, confirmed: list) -> None:
+    """Bags of three parcels, one after another, until stop is set; every scan the handheld
+    confirmed with its OK beep goes into confirmed. When the handheld resets itself (the
+    switch), the operator waits for it and goes on."""
+    ctl = sim.control
+    n = first
+    while not stop.is_set():
+        try:
+            assert ctl is not None
+            for _ in range(3):
+                trk = f"LZ{n:09d}CN"
+                n += 1
+                if ctl.scan(trk)["beep"] == "ok":
+                    confirmed.append(trk)
+            ctl.weigh(3_000)
+            ctl.key("ok")
+            ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")
+            ctl.weigh(0)
+            time.sleep(0.5)
+        except (OSError, ControlError):
+            sim.wait_reset(120)
+            ctl = sim.start_through_resets()
+
+
+@pytest.mark.slow
+def test_twenty_handhelds_are_updated_while_they_scan_and_no_scan_is_lost(
+    tmp_path, broker_and_gateway, releases
+):
+    _, gateway = broker_and_gateway
+    ids = [f"hh-fleet-{i:02d}" for i in range(FLEET)]
+    sims = [ota_handheld(tmp_path, gateway, d, releases["key"]) for d in ids]
+    stop = threading.Event()
+    confirmed: dict[str, list] = {d: [] for d in ids}
+    threads = []
+    try:
+        for sim in sims:
+            sim.start_through_resets(120)
+        for i, (d, sim) in enumerate(zip(ids, sims, strict=True)):
+            first = 800_000_000 + 10_000 * i
+            threads.append(
+                threading.Thread(target=scan_bags, args=(sim, first, stop, confirmed[d]))
+            )
+            threads[-1].start()
+        assert upload(gateway, releases["good"]) == NEW
+        assert sorted(roll_out(gateway, NEW, all=True)) == ids
+        at_confirmation = {}
+        for d in ids:
+            wait_update(gateway, d, settled("trial_confirmed", NEW), timeout=600)
+            at_confirmation[d] = len(confirmed[d])
+        time.sleep(10)  # a bag or two more on the new version
+        stop.set()
+        for t in threads:
+            t.join(180)
+        for d, sim in zip(ids, sims, strict=True):
+            assert sim.control is not None
+            sim.control.wait_synced(120)
+            stored = parcels_stored(gateway, d)
+            assert len(stored) == len(set(stored)), d  # once each
+            assert set(confirmed[d]) <= set(stored), d  # every confirmed scan arrived
+            assert 0 < at_confirmation[d] < len(confirmed[d]), d  # scanned before and after
+    finally:
+        stop.set()
+        for sim in sims:
+            sim.kill()
