@@ -6,6 +6,9 @@ every file on the device and compares. --dry-run stops after the staging and pri
 --frozen is for a board whose MicroPython image has the firmware frozen in
 (firmware/manifest.py): only main.py, the pin map and the config are copied, and code left on
 the filesystem is removed, since it would be imported before the frozen modules.
+--romfs is for a board whose MicroPython has a ROMFS partition (MICROPY_VFS_ROM): the code
+goes there as one image (mpremote romfs deploy) and runs from flash in place, as the
+simulator runs it (devkit/romfs.py); the filesystem gets what --frozen gives it.
 """
 
 import argparse
@@ -18,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devkit import ROOT, bundle, release
+from devkit import ROOT, bundle, release, romfs
 
 BUILD = ROOT / "build" / "esp32"
 PINMAP = ROOT / "hw" / "pinmap.json"
@@ -125,8 +128,8 @@ def stage(
     config_path: Path, into: Path, frozen: bool = False, release_public: Path | None = None
 ) -> tuple[dict, list[tuple[Path, str]]]:
     """Build the bundle and lay out the device's filesystem in `into`; returns the device
-    config and [(local file, device path)]. frozen: the code is in the image, stage main.py
-    only. release_public: the release key's public file (tools/release key), which the
+    config and [(local file, device path)]. frozen: the code is in the image or in the ROMFS
+    partition (image_path), stage main.py only. release_public: the release key's public file (tools/release key), which the
     handheld checks updates with (docs/ota.md); without it the handheld refuses them."""
     try:
         host_config = json.loads(config_path.read_text())
@@ -217,7 +220,21 @@ def stale_files(on_device: dict[str, str], planned: set[str]) -> list[str]:
     return sorted(stale)
 
 
-def flash(port: str, cfg: dict, plan: list[tuple[Path, str]], wipe: bool, reset: bool) -> None:
+def image_path(staged: Path, release_public: Path | None) -> Path:
+    """The ROMFS image of the ESP32 bundle, with the release key's public file (app/boot.py
+    reads it from its code's root, /rom), built beside the staging folder."""
+    key = {release.PUBLIC_FILE: release_public.read_bytes()} if release_public else None
+    return romfs.build(BUILD, staged.with_name(staged.name + ".romfs"), key)
+
+
+def flash(
+    port: str,
+    cfg: dict,
+    plan: list[tuple[Path, str]],
+    wipe: bool,
+    reset: bool,
+    image: Path | None = None,
+) -> None:
     board = Board(port)
     data_paths = [dest for _, dest in plan if dest.startswith(DATA + "/")]
     print(f"flash: inspecting the board on {port}")
@@ -229,6 +246,9 @@ def flash(port: str, cfg: dict, plan: list[tuple[Path, str]], wipe: bool, reset:
             "Sync it first, then flash again with --wipe (keeps the scale calibration)."
         )
     commands = []
+    if image is not None:
+        print(f"flash: writing the code's ROMFS image ({image.stat().st_size} B)")
+        commands.append(["romfs", "deploy", str(image)])
     if wipe:
         for name in before["data"]:
             if name not in KEEP_DATA:
@@ -273,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         "copy main.py, pin map and config only",
     )
     parser.add_argument(
+        "--romfs",
+        action="store_true",
+        help="the board's MicroPython has a ROMFS partition: write the code there as one image "
+        "(runs from flash, not the heap) and copy main.py, pin map and config",
+    )
+    parser.add_argument(
         "--release-key",
         type=Path,
         help="KEY.pub of tools/release key: the handheld accepts updates signed with KEY",
@@ -286,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         host_id = "device"
     staged = args.stage or ROOT / "build" / "flash" / str(host_id)
     try:
-        cfg, plan = stage(args.config, staged, args.frozen, args.release_key)
+        key_on_filesystem = None if args.romfs else args.release_key
+        cfg, plan = stage(args.config, staged, args.frozen or args.romfs, key_on_filesystem)
+        image = image_path(staged, args.release_key) if args.romfs else None
         line, over = budget_report(staged)
         if args.dry_run or over:
             for src, dest in plan:
@@ -297,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print("flash: dry run, nothing copied")
             return 0
-        flash(args.port, cfg, plan, args.wipe, not args.no_reset)
+        flash(args.port, cfg, plan, args.wipe, not args.no_reset, image)
     except FlashError as err:
         print(f"flash: {err}", file=sys.stderr)
         return 1

@@ -10,20 +10,19 @@ import time
 import zlib
 from pathlib import Path
 
-from devkit import ROOT, bundle, micropython, release
+from devkit import ROOT, bundle, micropython, release, romfs
 from devkit.control import Handheld
 from devkit.ports import free_port
 from devkit.provision import register
 
 BUILD = ROOT / "build" / "sim"
-# The simulator's heap. An ESP32 without PSRAM has ~110 KB free (issue 3), and tools/flash's
-# bundle loads its .mpy code into that heap; the memory test proves the handheld's workload
-# in a bounded heap (tests/firmware/test_handheld_memory.py, docs/benchmarks.md). At 110K the
-# firmware of 2026-12-07 (the Chinese renderer kept loaded, the update hooks) ran out of
-# memory applying a config in the admin browser test, and passed from 116K: the simulator
-# runs at 120K for a margin, a debt against the chip's figure that docs/firmware.md states
-# (a frozen image, firmware/manifest.py, keeps the code out of the heap).
-DEFAULT_HEAP = "120K"
+IMAGE = ROOT / "build" / "sim.romfs"
+BOOT = Path(__file__).with_name("romfs_boot.py")
+# The simulator's heap: an ESP32 without PSRAM has ~110 KB free once Wi-Fi runs (issue 3).
+# The handheld's code runs from a ROMFS image outside it, as on a board built with ROMFS
+# (devkit/romfs.py, docs/firmware.md "Code outside the heap"); the memory test proves the
+# workload in a smaller heap (tests/firmware/test_handheld_memory.py, docs/benchmarks.md).
+DEFAULT_HEAP = "110K"
 
 
 def firmware_command(
@@ -33,19 +32,26 @@ def firmware_command(
     env: dict | None = None,
     code_root: Path | None = None,
 ) -> tuple[list[str], dict]:
-    """(argv, environment) of the handheld process: the bundle built (only what changed),
-    its flash in state_dir, its control channel on control_port. code_root: run the code
-    installed there instead, as an ESP32 runs what tools/flash or an update put on its flash."""
-    firmware = code_root or bundle.build(BUILD)
+    """(argv, environment) of the handheld process: the bundle built (only what changed) and
+    run from its ROMFS image, its flash in state_dir, its control channel on control_port.
+    code_root: run the code installed there instead (devkit/release.py install), as an ESP32
+    runs what tools/flash --romfs put on it and an update unpacked beside (docs/ota.md)."""
     exe = micropython.executable()
     full_env = dict(
         os.environ,
         BAGSCAN_STATE_DIR=str(state_dir),
         BAGSCAN_CONTROL_PORT=str(control_port),
-        MICROPYPATH=f"{firmware}:.frozen",  # .frozen holds asyncio and friends
+        MICROPYPATH=".frozen",  # asyncio and friends, frozen into the unix port
         **(env or {}),
     )
-    return [exe, "-X", f"heapsize={heap}", str(firmware / "main.py")], full_env
+    if code_root is None:
+        main = BUILD / "main.py"
+        image = romfs.build(bundle.build(BUILD), IMAGE)
+    else:
+        main, image = code_root / "main.py", code_root / romfs.PARTITION
+    full_env["BAGSCAN_ROMFS"] = str(image)
+    size = romfs.heapsize(heap, image)
+    return [exe, "-X", f"heapsize={size}", str(BOOT), str(main)], full_env
 
 
 def provision_flash(state_dir: Path, gateway: str, token: str, device_id: str) -> None:

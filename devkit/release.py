@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from devkit import bundle
+from devkit import bundle, romfs
 from protocol import ota
 
 PUBLIC_FILE = "release.pub"  # in the code's root: the modulus, hex
@@ -156,11 +156,13 @@ def firmware_variant(into: Path, version: str, crash: bool = False, edits: tuple
 
 
 def install(code_root: Path, compiled: Path, public_file: Path | None) -> None:
-    """Lay a compiled bundle out as tools/flash does on the ESP32's root (the simulator's
-    code on flash, devkit/handheld.py), with the release key's public file."""
-    shutil.copytree(compiled, code_root, ignore=shutil.ignore_patterns(".*"), dirs_exist_ok=True)
-    if public_file is not None:
-        shutil.copyfile(public_file, code_root / PUBLIC_FILE)
+    """Lay a compiled bundle out as tools/flash --romfs does on an ESP32 (the simulator's
+    code on flash, devkit/handheld.py): main.py on the filesystem, the code and the release
+    key's public file in the ROMFS partition, which code_root/romfs.PARTITION stands for."""
+    code_root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(compiled / "main.py", code_root / "main.py")
+    key = {PUBLIC_FILE: public_file.read_bytes()} if public_file is not None else None
+    romfs.build(compiled, code_root / romfs.PARTITION, key)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from test_handheld_pickup import PIN
 from devkit import provision
 from devkit.broker import Mosquitto
 from devkit.gateway_process import Gateway
-from devkit.handheld import SimHandheld
+from devkit.handheld import DEFAULT_HEAP, SimHandheld
 from protocol.receipt import ID_HEX
 
 SELLER = {"seller_id": "S7001", "seller_name": "深圳小商店"}
@@ -47,10 +47,8 @@ def ok(gateway: Gateway, method: str, path: str, body: dict) -> dict:
     return answer
 
 
-# The screens' language, and the heap: the handover with its QR code does not fit an ESP32's
-# 110K with the text renderer resident (docs/firmware.md, "The seller's copy at the door",
-# measured 2026-12-07; not measured at the simulator's 120K), so this test runs at 160K.
-@pytest.fixture(params=[("en", "160K"), ("zh", "160K")], ids=["en", "zh"])
+# The screens' language, at the simulator's heap (an ESP32's, the code in ROMFS).
+@pytest.fixture(params=[("en", DEFAULT_HEAP), ("zh", DEFAULT_HEAP)], ids=["en", "zh"])
 def sellers_handheld(request, broker_and_gateway, tmp_path):
     """A seller account with its store, its courier and one parcel ready to send, and its
     handheld in that language once it holds the gateway's config (parcels, courier, receipt

@@ -11,7 +11,7 @@ from collections import Counter
 
 from test_handheld_bagging import config
 from test_handheld_config_deltas import handheld, wait_config
-from test_handheld_memory import CONFIG_HEAP, mem_alloc
+from test_handheld_memory import HEAP, mem_alloc
 
 from devkit.broker import retained_config
 from devkit.handheld import SimHandheld
@@ -158,7 +158,7 @@ def test_a_full_bag_from_a_50000_parcel_index_in_a_bounded_heap(tmp_path):
     indexed = [i for i in range(50_000) if shared[slot[trk(i)]] == 1]  # all but ~8
     settings = config()
     del settings["parcels"]  # a provisioning parcel cache is a full config: it drops a base
-    hh = SimHandheld.with_config(tmp_path / "flash", settings, CONFIG_HEAP)
+    hh = SimHandheld.with_config(tmp_path / "flash", settings, HEAP)
     (hh.state_dir / "parcels").mkdir()
     (hh.state_dir / "parcels" / "base.index").write_bytes(index)
     try:

@@ -55,6 +55,11 @@ def main(argv: list[str]) -> None:
                 shutil.rmtree(target)
             else:
                 target.unlink()
+        elif cmd[:2] == ["romfs", "deploy"]:
+            image = Path(cmd[2]).read_bytes()
+            if not image.startswith(b"\xd2\xcd\x31"):  # mpremote/romfs.py ROMFS_HEADER
+                sys.exit("romfs deploy: not a ROMFS image")
+            (ROOT.parent / "romfs.img").write_bytes(image)
         elif cmd == ["reset"]:
             (ROOT.parent / "reset").touch()
         else:

@@ -197,3 +197,24 @@ def test_a_frozen_image_gets_main_pin_map_and_config_and_no_code_that_would_shad
     assert (board / "main.py").read_text() == (FIRMWARE / "main.py").read_text()
     assert not list((board / "app").glob("*"))  # the filesystem would win over .frozen
     assert "RAM" not in capsys.readouterr().err
+
+
+def test_a_romfs_board_gets_the_code_as_one_image_that_micropython_imports_from(
+    tmp_path, board, capsys, run_mpy
+):
+    stage = tmp_path / "stage"
+    args = ["--port", PORT, "--config", str(host_config(tmp_path)), "--stage", str(stage)]
+    assert flash.main([*args, "--romfs"]) == 0, capsys.readouterr()
+    staged = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    assert staged == ["data/config.json", "main.py", "pinmap.json"]
+    assert not list((board / "app").glob("*"))  # the filesystem would shadow /rom
+    image = board.parent / "romfs.img"
+    # The image mounts as MicroPython mounts a ROMFS partition, and holds the ESP32 bundle.
+    listing = run_mpy(
+        "import vfs, os\n"
+        f"vfs.mount(vfs.VfsRom(open({str(image)!r}, 'rb').read()), '/rom')\n"
+        "print(sorted(os.listdir('/rom/app')), len(open('/rom/hal/esp32.mpy', 'rb').read()))\n",
+        heap="1M",
+    ).stdout
+    assert "'bagging.mpy'" in listing and "'workflow.mpy'" in listing
+    assert int(listing.split()[-1]) == (flash.BUILD / "hal" / "esp32.mpy").stat().st_size
