@@ -32,7 +32,8 @@ OPTIONAL = ("store_names", "baggable_hubs", "s", "screen_lang", "receipt_url", G
 # first: the manual's users read Chinese (issue 18).
 LANGUAGES = ("zh", "en")
 # A delta (docs/protocol.md, "Config versions"): "s" and "b", the version it applies to, and
-# only what changed: settings replaced whole, entries of "parcels" and "bags" set one by one.
+# only what changed: settings replaced whole, entries of "parcels" and "bags" set one by one;
+# a bag's entry null removes it (BAG_GONE).
 DELTA_HEADER = ("v", "time", "s", "b")
 
 # "parcels": {"<tracking number>": [status, hub, seller id, 1 if big-item sea freight else 0]}
@@ -43,7 +44,11 @@ STATUSES = ("pending", "rts", "cancelled", "received")
 # (protocol/rules.py refuses it IN_OTHER_BAG); never a status of the gateway's parcels.
 BAGGED = "bagged"
 HUBS = ("SZ", "YW", FM49, "HK", "KR")
-# "bags": {"<bag number>": <its weight at bagging in grams>} for the hub's arrival check.
+# "bags": {"<bag number>": <its weight at bagging in grams>} for the hub's arrival check, and on
+# a seller's handheld the account's bags awaiting pickup (its pickup list, app/pickup.py).
+# In a delta, BAG_GONE: the bag was picked up, off the sellers' lists (a full config lists only
+# the bags still awaiting pickup).
+BAG_GONE = None
 # "drivers": [{...}], the couriers who may sign in (gateway/services/couriers.py config_entry).
 DRIVER_ENTRY = ("id", "name", "badge", "salt", "check", "key")
 UNKNOWN_PARCEL = ("accept", "refuse")  # what the handheld does with a parcel not in "parcels"
@@ -67,11 +72,13 @@ def _count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _entry_error(name, key, value):
+def _entry_error(name, key, value, delta=False):
     if not _text(key):
         return name + " keys must be text"
     if name == "bags":
-        return None if _count(value) else "bags: " + key + " must be whole grams"
+        if _count(value) or delta and value is BAG_GONE:
+            return None
+        return "bags: " + key + " must be whole grams"
     if not isinstance(value, list) or len(value) != len(PARCEL_ENTRY):
         return "parcels: " + key + " must be [" + ", ".join(PARCEL_ENTRY) + "]"
     status, hub, seller, big = value
@@ -85,8 +92,9 @@ def _entry_error(name, key, value):
     return None
 
 
-def config_error(msg):
-    """Why a decoded config message does not follow the schema, or None."""
+def config_error(msg, delta=False):
+    """Why a decoded config message does not follow the schema, or None; delta: the fields
+    of a delta, whose bag entries may be BAG_GONE."""
     if not isinstance(msg, dict) or msg.get("v") != VERSION:
         return "not a v1 message"
     for name in FIELDS:
@@ -132,7 +140,7 @@ def config_error(msg):
         if not isinstance(msg[name], dict):
             return name + " must be an object"
         for key, value in msg[name].items():
-            err = _entry_error(name, key, value)
+            err = _entry_error(name, key, value, delta)
             if err:
                 return err
     return None
@@ -153,7 +161,7 @@ def delta_error(msg):
             return "unexpected field " + name
     full = {n: msg.get(n, _EMPTY.get(n)) for n in FIELDS if n in msg or n not in OPTIONAL}
     full["v"] = VERSION
-    return config_error(full)
+    return config_error(full, delta=True)
 
 
 # What config_error is given for a field a delta leaves out.

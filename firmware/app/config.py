@@ -168,7 +168,8 @@ def _replace(hh, name, items):
 
 def add(hh, name, items):
     """Set the (key, value) pairs items() yields, a delta's entries, in the FlashIndex of
-    index name, one bucket rewritten (crash-safely, a line at a time) per entry; the digest
+    index name (a value None removes the key), one bucket rewritten (crash-safely, a line at a
+    time) per entry; the digest
     follows. The mark
     is removed first: a power cut in between leaves none, so the next full config rewrites
     everything, and the gateway resends the delta, whose version the settings do not show.
@@ -178,12 +179,12 @@ def add(hh, name, items):
     remove_if_exists(directory + "/" + _DIGEST)
     count, digest = (int(x) for x in (mark or b"0 0").split())
     for key, value in items():
-        text = _line(name, value)
+        # null: the entry goes (a picked-up bag, protocol/config_schema.py BAG_GONE)
+        text = "" if value is None else _line(name, value)
         if text is None or "\t" in key or "\n" in key:
             continue
         path = directory + "/%d" % (fingerprint(key) % BUCKETS)
         needle = key.encode() + b"\t"
-        count += 1
         # The bucket copied a line at a time without the entry's old line, the new one
         # appended, then renamed in: old or new after a power cut (flashfile.py).
         out = open(path + _TMP, "wb")
@@ -200,14 +201,17 @@ def add(hh, name, items):
                             digest -= binascii.crc32(line[len(needle) : -1], fingerprint(key))
                         else:
                             out.write(line)
-            out.write(needle)
-            out.write(text.encode())
-            out.write(b"\n")
+            if text:
+                count += 1
+                out.write(needle)
+                out.write(text.encode())
+                out.write(b"\n")
             out.flush()
         finally:
             out.close()
         os.rename(path + _TMP, path)
-        digest += binascii.crc32(text.encode(), fingerprint(key))
+        if text:
+            digest += binascii.crc32(text.encode(), fingerprint(key))
     if mark is not None:  # no mark: the index is unknown until the next full config
         write_atomic(directory + "/" + _DIGEST, b"%d %d\n" % (count, digest & 0xFFFFFFFF))
 

@@ -9,7 +9,8 @@ tick with what changed for it (docs/protocol.md, "Config versions"):
 - parcels bagged or taken out on a handheld (parcel, parcel_remove records): to the other
   seller devices of its account, as status "bagged" or the parcel's own entry again;
 - closed and picked-up bags with their bagging weight (bag_close, pickup records): to every
-  hub device, and to the seller devices of the bag's account (the courier's pickup);
+  hub device; closed bags to the seller devices of the bag's account (the courier's pickup
+  list), and a picked-up bag off that list again (config_schema.BAG_GONE);
 - the linked stores and the drivers of an account's route: to its seller devices.
 A delta is a small config message of the same schema with "s", its version, and "b", the
 version it applies to (devices.config_version numbers them). The last LOG_SIZE deltas of
@@ -252,6 +253,9 @@ class ConfigFeed:
                     grams, account_id = (
                         (None, None) if bag is None else (bag.weight_g, bag.account_id)
                     )
+                    # Handed over: off the pickup list of every seller handheld of the account,
+                    # the one that scanned it too (its list would show it again).
+                    put(sellers.get(account_id, ()), "bags", body["bag"], config_schema.BAG_GONE)
                 if grams is None:
                     continue
                 entry = config_schema.bag_entry(grams)

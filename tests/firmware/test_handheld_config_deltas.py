@@ -4,6 +4,8 @@ handheld connected reach it as deltas within 2 s (real firmware, real Mosquitto)
 import json
 import time
 
+from test_handheld_pickup import PIN
+
 from devkit.handheld import SimHandheld
 from protocol import rules
 
@@ -167,3 +169,53 @@ def test_a_handheld_offline_during_a_change_catches_up_on_reconnect(tmp_path, br
         assert ctl.scan("LZ300000005CN")["code"] == rules.ALREADY_RECEIVED
     finally:
         seller.kill()
+
+
+def test_a_bag_handed_over_leaves_every_seller_handhelds_list_still_to_scan(
+    tmp_path, broker_and_gateway
+):
+    _, gateway = broker_and_gateway
+    account = account_with_store(gateway, ["LZ300000010CN"])
+    driver = {"id": "D042", "name": "Li", "badge": "BADGE-042", "pin": PIN}
+    assert gateway.api("POST", "/api/drivers", {**driver, "accounts": [account["id"]]})[0] == 201
+    bagging = handheld(tmp_path, gateway, "hh-bench", account_id=account["id"])
+    door = handheld(tmp_path, gateway, "hh-door", account_id=account["id"])
+    try:
+        ctl = bagging.control
+        wait_config(ctl, lambda c: c["n"] == 1, 30)
+        before = {"hh-bench": config_version(ctl), "hh-door": config_version(door.control)}
+        assert ctl.scan("LZ300000010CN")["beep"] == "ok"
+        ctl.weigh(5_000)
+        ctl.key("ok")
+        bag_no = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
+        ctl.weigh(0)
+        ctl.wait_synced()
+        gateway.wait_applied()
+        wait_caught_up(gateway, "hh-door", door.control, before["hh-door"])
+        # At the door, on the other handheld: the bag closed on the bench is on its list.
+        assert pickup_list(door.control)[:3] == ["PICKUP", "0 bags", "1 left to scan"]
+        assert door.control.scan(bag_no)["beep"] == "ok"
+        door.control.key("ok")
+        handover = door.control.expect(lambda o: o.get("screen", [""])[0] == "HANDOVER")
+        assert handover["beep"] == "ok"
+        door.control.wait_synced()
+        gateway.wait_applied()
+        # Handed over: off the list on both handhelds, the one that scanned it too.
+        for sim in (bagging, door):
+            wait_caught_up(gateway, sim.state_dir.name, sim.control, before[sim.state_dir.name])
+            assert pickup_list(sim.control)[:3] == ["PICKUP", "0 bags", "0 left to scan"]
+    finally:
+        bagging.kill()
+        door.kill()
+
+
+def pickup_list(ctl):
+    """The courier signs in (badge, PIN) on a handheld in pickup mode, or enters it from
+    bagging: the screen of the bags, with the count of the list still to scan."""
+    if ctl.state()["mode"] == "bagging":
+        ctl.key("mode")
+        ctl.expect(lambda o: o.get("screen", [""])[0] == "PICKUP")
+    assert ctl.scan("DRV:D042")["beep"] == "ok"
+    event = ctl.scan(f"PIN:{PIN}")
+    assert event["beep"] == "ok", event
+    return event["screen"]

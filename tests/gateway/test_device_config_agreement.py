@@ -95,3 +95,23 @@ def test_a_message_off_the_schema_is_refused_by_name():
         assert field.split("_")[0] in config_schema.config_error(good | {field: value}), field
     del good["drivers"]
     assert config_schema.config_error(good) == "missing drivers"
+
+
+def test_only_a_delta_may_take_a_bag_off_a_handhelds_list():
+    gone = {"BS0000000001": config_schema.BAG_GONE}
+    delta = {"v": wire.VERSION, "time": 1_700_000_000, "s": 8, "b": 7, "bags": gone}
+    assert config_schema.delta_error(delta) is None
+    assert "parcels" in config_schema.delta_error(delta | {"parcels": {"LZ1": None}})
+    full = {
+        "v": wire.VERSION,
+        "time": 1_700_000_000,
+        "bag_range": [1, 1000],
+        "stores": ["S1"],
+        "unknown_parcel": "accept",
+        "drivers": [],
+        "arrival_tolerance_g": 200,
+        "arrival_tolerance_pct": 2.0,
+        "parcels": {},
+        "bags": gone,
+    }
+    assert "bags" in config_schema.config_error(full)
