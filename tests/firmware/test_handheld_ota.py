@@ -158,13 +158,13 @@ def cut_in_the_unpack(code_root: Path, release_file: Path, files: int) -> None:
             return
 
 
-def ota_handheld(tmp_path, gateway, device_id, key) -> SimHandheld:
-    return registered_handheld(tmp_path / "flash", gateway, device_id, key, HEAP)
+# Each test has a broker and a gateway of its own: one device id serves them all.
+DEVICE = "hh-ota"
 
 
-def upload_and_roll_out(gateway, release_file: Path, device_id: str) -> str:
+def upload_and_roll_out(gateway, release_file: Path) -> str:
     version = upload(gateway, release_file)
-    assert roll_out(gateway, version, devices=[device_id]) == [device_id]
+    assert roll_out(gateway, version, devices=[DEVICE]) == [DEVICE]
     return version
 
 
@@ -183,138 +183,134 @@ def bag_closed(ctl, first: int) -> None:
     ctl.weigh(0)
 
 
-def test_a_release_is_fetched_checked_switched_to_and_confirmed(
-    tmp_path, broker_and_gateway, releases
-):
+@pytest.fixture
+def sim(tmp_path, broker_and_gateway, releases):
+    """The handheld, running the flashed code with the release key, with a closed bag of
+    scanned(1, 2) that the gateway has: records every update must keep."""
     _, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-ota", releases["key"])
+    handheld = registered_handheld(tmp_path / "flash", gateway, DEVICE, releases["key"], HEAP)
     try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        version = upload_and_roll_out(gateway, releases["good"], "hh-ota")
-        assert sim.wait_reset(120) != 0  # the switch: the handheld resets itself
-        ctl = sim.start_through_resets()
-        done = wait_update(gateway, "hh-ota", settled("trial_confirmed", NEW))
-        assert done["running"] == version != OLD
-        assert (sim.code_root / "ota" / "active.slot").read_text() == "ota/release-a"
-        left = {p.name for p in (sim.code_root / "ota").iterdir()}
-        assert left == {"active.slot", "release-a"}  # no stage, no trial, no boot count
-        bag_closed(ctl, 3)  # the new version scans, and its records reach the gateway
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-ota") == scanned(1, 2, 3, 4)
+        bag_closed(handheld.start_through_resets(), 1)
+        handheld.control.wait_synced()
+        yield handheld
     finally:
-        sim.kill()
+        handheld.kill()
+
+
+def confirmed(gateway, sim: SimHandheld, stored: list[str]) -> dict:
+    """The handheld comes back on the new version, the gateway confirms it, and the gateway
+    holds exactly the parcels stored, once each and in order."""
+    ctl = sim.start_through_resets()
+    done = wait_update(gateway, DEVICE, settled("trial_confirmed", NEW))
+    ctl.wait_synced()
+    assert parcels_stored(gateway, DEVICE) == stored
+    return done
+
+
+def test_a_release_is_fetched_checked_switched_to_and_confirmed(broker_and_gateway, releases, sim):
+    _, gateway = broker_and_gateway
+    version = upload_and_roll_out(gateway, releases["good"])
+    assert sim.wait_reset(120) != 0  # the switch: the handheld resets itself
+    done = confirmed(gateway, sim, scanned(1, 2))
+    assert done["running"] == version != OLD
+    assert (sim.code_root / "ota" / "active.slot").read_text() == "ota/release-a"
+    left = {p.name for p in (sim.code_root / "ota").iterdir()}
+    assert left == {"active.slot", "release-a"}  # no stage, no trial, no boot count
+    assert sim.control is not None
+    bag_closed(sim.control, 3)  # the new version scans, and its records reach the gateway
+    sim.control.wait_synced()
+    assert parcels_stored(gateway, DEVICE) == scanned(1, 2, 3, 4)
 
 
 def test_a_release_signed_by_another_key_is_refused_and_the_old_version_runs(
-    tmp_path, broker_and_gateway, releases
+    broker_and_gateway, releases, sim
 ):
     _, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-forged", releases["key"])
-    try:
-        ctl = sim.start_through_resets()
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["forged"], "hh-forged")
-        refused = wait_update(gateway, "hh-forged", settled("bad_signature", OLD))
-        assert refused["running"] == OLD
-        assert sim.proc is not None and sim.proc.poll() is None  # no reset
-        assert not (sim.code_root / "ota" / "trial.slot").exists()
-        bag_closed(ctl, 1)
-    finally:
-        sim.kill()
+    upload_and_roll_out(gateway, releases["forged"])
+    refused = wait_update(gateway, DEVICE, settled("bad_signature", OLD))
+    assert refused["running"] == OLD
+    assert sim.proc is not None and sim.proc.poll() is None  # no reset
+    assert not (sim.code_root / "ota" / "trial.slot").exists()
+    assert sim.control is not None
+    bag_closed(sim.control, 3)
 
 
-def test_a_release_damaged_on_the_gateway_is_refused_by_its_hash(
-    tmp_path, broker_and_gateway, releases
-):
+def test_a_release_damaged_on_the_gateway_is_refused_by_its_hash(broker_and_gateway, releases, sim):
     _, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-damaged", releases["key"])
+    version = upload(gateway, releases["good"])
+    # One byte of the stored bundle changed after its hash was taken: every chunk's CRC
+    # matches what is sent, only the whole file's hash can tell.
+    with sqlite3.connect(gateway.db_url.removeprefix("sqlite:///"), timeout=30) as conn:
+        (packed,) = conn.execute("SELECT packed FROM firmware_releases").fetchone()
+        damaged = packed[:5000] + bytes([packed[5000] ^ 0xFF]) + packed[5001:]
+        conn.execute("UPDATE firmware_releases SET packed = ?", (damaged,))
+    assert roll_out(gateway, version, devices=[DEVICE]) == [DEVICE]
+    refused = wait_update(gateway, DEVICE, settled("hash_mismatch", OLD))
+    assert refused["running"] == OLD
+    assert not (sim.code_root / "ota" / "stage.bin").exists()
+    assert sim.control is not None
+    bag_closed(sim.control, 3)
+
+
+def test_a_chunk_damaged_in_transit_is_refused_and_asked_for_again(
+    broker_and_gateway, releases, sim
+):
+    broker, gateway = broker_and_gateway
+    damage = CorruptChunks(broker.port, DEVICE, releases["good"])
     try:
-        ctl = sim.start_through_resets()
-        ctl.wait_synced()
-        version = upload(gateway, releases["good"])
-        # One byte of the stored bundle changed after its hash was taken: every chunk's CRC
-        # matches what is sent, only the whole file's hash can tell.
-        with sqlite3.connect(gateway.db_url.removeprefix("sqlite:///"), timeout=30) as conn:
-            (packed,) = conn.execute("SELECT packed FROM firmware_releases").fetchone()
-            damaged = packed[:5000] + bytes([packed[5000] ^ 0xFF]) + packed[5001:]
-            conn.execute("UPDATE firmware_releases SET packed = ?", (damaged,))
-        assert roll_out(gateway, version, devices=["hh-damaged"]) == ["hh-damaged"]
-        refused = wait_update(gateway, "hh-damaged", settled("hash_mismatch", OLD))
-        assert refused["running"] == OLD
-        assert not (sim.code_root / "ota" / "stage.bin").exists()
-        bag_closed(ctl, 1)
+        upload_and_roll_out(gateway, releases["good"])
+        assert damage.seen.wait(120), damage.offsets  # a damaged chunk was refused
+        sim.wait_reset(120)  # the rest fetched, the whole file's hash and signature good
+        assert confirmed(gateway, sim, scanned(1, 2))["running"] == NEW
     finally:
-        sim.kill()
+        damage.close()
 
 
 def test_a_release_that_crashes_at_boot_is_rolled_back_by_the_handheld(
-    tmp_path, broker_and_gateway, releases
+    broker_and_gateway, releases, sim
 ):
     _, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-crash", releases["key"])
-    try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["crash"], "hh-crash")
-        sim.wait_reset(120)
-        # Three boots on trial, each ending in the release's crash; at the fourth main.py
-        # drops the trial and the old version runs.
-        ctl = sim.start_through_resets()
-        assert sim.launches == 1 + 4
-        ota = sim.code_root / "ota"
-        assert (ota / "failed.slot").read_text() == "ota/release-a"
-        assert not (ota / "trial.slot").exists()
-        rolled = wait_update(gateway, "hh-crash", settled("rolled_back", OLD))
-        assert rolled["running"] == OLD
-        bag_closed(ctl, 3)
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-crash") == scanned(1, 2, 3, 4)
-    finally:
-        sim.kill()
+    upload_and_roll_out(gateway, releases["crash"])
+    sim.wait_reset(120)
+    # Three boots on trial, each ending in the release's crash; at the fourth main.py drops
+    # the trial and the old version runs.
+    ctl = sim.start_through_resets()
+    assert sim.launches == 1 + 4
+    assert (sim.code_root / "ota" / "failed.slot").read_text() == "ota/release-a"
+    assert not (sim.code_root / "ota" / "trial.slot").exists()
+    rolled = wait_update(gateway, DEVICE, settled("rolled_back", OLD))
+    assert rolled["running"] == OLD
+    bag_closed(ctl, 3)
+    ctl.wait_synced()
+    assert parcels_stored(gateway, DEVICE) == scanned(1, 2, 3, 4)
 
 
 def test_a_release_that_never_reaches_the_gateway_resets_on_trial_and_is_rolled_back(
-    tmp_path, broker_and_gateway, releases
+    broker_and_gateway, releases, sim
 ):
     _, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-offline", releases["key"])
-    try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["unreachable"], "hh-offline")
-        sim.wait_reset(120)
-        # Each boot on trial waits for the gateway's confirmation, then resets itself.
-        for _ in range(3):
-            sim.start_through_resets()
-            assert sim.wait_reset(60) == 3
-        ctl = sim.start_through_resets()  # the 4th: main.py drops the trial
-        assert (sim.code_root / "ota" / "failed.slot").read_text() == "ota/release-a"
-        rolled = wait_update(gateway, "hh-offline", settled("rolled_back", OLD))
-        assert rolled["version"] == "0.2.4-offline"
-        bag_closed(ctl, 3)
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-offline") == scanned(1, 2, 3, 4)
-    finally:
-        sim.kill()
+    upload_and_roll_out(gateway, releases["unreachable"])
+    sim.wait_reset(120)
+    # Each boot on trial waits for the gateway's confirmation, then resets itself.
+    for _ in range(3):
+        sim.start_through_resets()
+        assert sim.wait_reset(60) == 3
+    ctl = sim.start_through_resets()  # the 4th: main.py drops the trial
+    assert (sim.code_root / "ota" / "failed.slot").read_text() == "ota/release-a"
+    rolled = wait_update(gateway, DEVICE, settled("rolled_back", OLD))
+    assert rolled["version"] == "0.2.4-offline"
+    bag_closed(ctl, 3)
+    ctl.wait_synced()
+    assert parcels_stored(gateway, DEVICE) == scanned(1, 2, 3, 4)
 
 
-def test_a_power_cut_while_fetching_resumes_from_what_is_staged(
-    tmp_path, broker_and_gateway, releases
-):
+def test_a_power_cut_while_fetching_resumes_from_what_is_staged(broker_and_gateway, releases, sim):
     broker, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-cut-fetch", releases["key"])
     two_chunks = WatchRequests(
-        broker.port, "hh-cut-fetch", lambda m: m.get("offset", 0) >= 2 * ota.CHUNK_BYTES
+        broker.port, DEVICE, lambda m: m.get("offset", 0) >= 2 * ota.CHUNK_BYTES
     )
     try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["good"], "hh-cut-fetch")
+        upload_and_roll_out(gateway, releases["good"])
         assert two_chunks.seen.wait(60)
         sim.kill()  # the power cut, with part of the release on flash
         staged = (sim.code_root / "ota" / "stage.bin").stat().st_size
@@ -323,26 +319,43 @@ def test_a_power_cut_while_fetching_resumes_from_what_is_staged(
         sim.start_through_resets()
         sim.wait_reset(120)  # fetched the rest, switched
         assert two_chunks.offsets[before] == staged  # resumed, not started over
-        ctl = sim.start_through_resets()
-        wait_update(gateway, "hh-cut-fetch", settled("trial_confirmed", NEW))
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-cut-fetch") == scanned(1, 2)
+        confirmed(gateway, sim, scanned(1, 2))
     finally:
         two_chunks.close()
+
+
+def test_a_power_cut_in_the_middle_of_the_unpack_unpacks_again_from_the_stage(
+    broker_and_gateway, releases, sim
+):
+    broker, gateway = broker_and_gateway
+    requests = WatchRequests(broker.port, DEVICE, lambda _m: False)
+    try:
         sim.kill()
+        cut_in_the_unpack(sim.code_root, releases["good"], files=5)
+        sim.start_through_resets()  # the flashed version: the slot is not whole
+        upload_and_roll_out(gateway, releases["good"])
+        sim.wait_reset(120)  # checked the stage, unpacked it again, switched
+        assert requests.offsets == []  # nothing fetched again
+        slot = sim.code_root / "ota" / "release-a"
+        assert (slot / "release.version").read_text() == NEW
+        for name, data in packed_files(releases["good"]).items():
+            assert (slot / name).is_dir() if data is None else (slot / name).read_bytes() == data
+        confirmed(gateway, sim, scanned(1, 2))
+    finally:
+        requests.close()
 
 
 def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
-    tmp_path, broker_and_gateway, releases
+    broker_and_gateway, releases, sim
 ):
     broker, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-cut-ready", releases["key"])
-    ready = WatchRequests(broker.port, "hh-cut-ready", lambda m: m.get("status") == ota.READY)
+    ready = WatchRequests(broker.port, DEVICE, lambda m: m.get("status") == ota.READY)
     try:
-        ctl = sim.start_through_resets()
-        assert ctl.scan("LZ700000001CN")["beep"] == "ok"  # a bag is open
+        ctl = sim.control
+        assert ctl is not None
+        assert ctl.scan(scanned(3)[0])["beep"] == "ok"  # a bag is open
         ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["good"], "hh-cut-ready")
+        upload_and_roll_out(gateway, releases["good"])
         assert ready.seen.wait(60)  # fetched, checked, unpacked: waits for the bag
         assert sim.proc is not None and sim.proc.poll() is None
         sim.kill()  # the power cut between the unpack and the switch
@@ -351,95 +364,28 @@ def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
         assert not (sim.code_root / "ota" / "trial.slot").exists()
         ctl = sim.start_through_resets()  # the old version, its open bag rebuilt
         assert ctl.state()["bag_count"] == 1
-        assert ctl.scan("LZ700000002CN")["beep"] == "ok"
+        assert ctl.scan(scanned(4)[0])["beep"] == "ok"
         ctl.weigh(3_000)
         ctl.key("ok")  # closed: the next offer switches
         sim.wait_reset(120)
-        ctl = sim.start_through_resets()
-        wait_update(gateway, "hh-cut-ready", settled("trial_confirmed", NEW))
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-cut-ready") == scanned(1, 2)
+        confirmed(gateway, sim, scanned(1, 2, 3, 4))
     finally:
         ready.close()
-        sim.kill()
 
 
 def test_a_power_cut_as_the_switch_begins_boots_the_new_version_on_trial(
-    tmp_path, broker_and_gateway, releases
+    broker_and_gateway, releases, sim
 ):
     broker, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-cut-switch", releases["key"])
-    switching = WatchRequests(
-        broker.port, "hh-cut-switch", lambda m: m.get("status") == ota.TRIAL_STARTING
-    )
+    switching = WatchRequests(broker.port, DEVICE, lambda m: m.get("status") == ota.TRIAL_STARTING)
     try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["good"], "hh-cut-switch")
+        upload_and_roll_out(gateway, releases["good"])
         assert switching.seen.wait(60)
         sim.kill()  # before the handheld's own reset
         assert (sim.code_root / "ota" / "trial.slot").read_text() == "ota/release-a"
-        ctl = sim.start_through_resets()
-        done = wait_update(gateway, "hh-cut-switch", settled("trial_confirmed", NEW))
-        assert done["running"] == NEW
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-cut-switch") == scanned(1, 2)
+        assert confirmed(gateway, sim, scanned(1, 2))["running"] == NEW
     finally:
         switching.close()
-        sim.kill()
-
-
-def test_a_chunk_damaged_in_transit_is_refused_and_asked_for_again(
-    tmp_path, broker_and_gateway, releases
-):
-    broker, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-damaged-chunk", releases["key"])
-    damage = CorruptChunks(broker.port, "hh-damaged-chunk", releases["good"])
-    try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        upload_and_roll_out(gateway, releases["good"], "hh-damaged-chunk")
-        assert damage.seen.wait(120), damage.offsets  # a damaged chunk was refused
-        sim.wait_reset(120)  # the rest fetched, the whole file's hash and signature good
-        ctl = sim.start_through_resets()
-        done = wait_update(gateway, "hh-damaged-chunk", settled("trial_confirmed", NEW))
-        assert done["running"] == NEW
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-damaged-chunk") == scanned(1, 2)
-    finally:
-        damage.close()
-        sim.kill()
-
-
-def test_a_power_cut_in_the_middle_of_the_unpack_unpacks_again_from_the_stage(
-    tmp_path, broker_and_gateway, releases
-):
-    broker, gateway = broker_and_gateway
-    sim = ota_handheld(tmp_path, gateway, "hh-cut-unpack", releases["key"])
-    requests = WatchRequests(broker.port, "hh-cut-unpack", lambda _m: False)
-    try:
-        ctl = sim.start_through_resets()
-        bag_closed(ctl, 1)
-        ctl.wait_synced()
-        sim.kill()
-        cut_in_the_unpack(sim.code_root, releases["good"], files=5)
-        sim.start_through_resets()  # the flashed version: the slot is not whole
-        upload_and_roll_out(gateway, releases["good"], "hh-cut-unpack")
-        sim.wait_reset(120)  # checked the stage, unpacked it again, switched
-        assert requests.offsets == []  # nothing fetched again
-        slot = sim.code_root / "ota" / "release-a"
-        assert (slot / "release.version").read_text() == NEW
-        for name, data in packed_files(releases["good"]).items():
-            assert (slot / name).is_dir() if data is None else (slot / name).read_bytes() == data
-        ctl = sim.start_through_resets()
-        wait_update(gateway, "hh-cut-unpack", settled("trial_confirmed", NEW))
-        ctl.wait_synced()
-        assert parcels_stored(gateway, "hh-cut-unpack") == scanned(1, 2)
-    finally:
-        requests.close()
-        sim.kill()
 
 
 FLEET = 20
@@ -475,7 +421,7 @@ def test_twenty_handhelds_are_updated_while_they_scan_and_no_scan_is_lost(
 ):
     _, gateway = broker_and_gateway
     ids = [f"hh-fleet-{i:02d}" for i in range(FLEET)]
-    sims = [ota_handheld(tmp_path, gateway, d, releases["key"]) for d in ids]
+    sims = [registered_handheld(tmp_path / "flash", gateway, d, releases["key"], HEAP) for d in ids]
     stop = threading.Event()
     confirmed: dict[str, list] = {d: [] for d in ids}
     threads = []
