@@ -129,8 +129,9 @@ def stage(
 ) -> tuple[dict, list[tuple[Path, str]]]:
     """Build the bundle and lay out the device's filesystem in `into`; returns the device
     config and [(local file, device path)]. frozen: the code is in the image or in the ROMFS
-    partition (image_path), stage main.py only. release_public: the release key's public file (tools/release key), which the
-    handheld checks updates with (docs/ota.md); without it the handheld refuses them."""
+    partition (image_path), stage main.py only. release_public: the release key's public
+    file (tools/release key), which the handheld checks updates with (docs/ota.md); without
+    it the handheld refuses them."""
     try:
         host_config = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:

@@ -4,7 +4,7 @@ handheld connected reach it as deltas within 2 s (real firmware, real Mosquitto)
 import json
 import time
 
-from test_handheld_pickup import PIN
+from test_handheld_pickup import PIN, close_a_bag, to_pickup
 
 from devkit.handheld import SimHandheld
 from protocol import rules
@@ -184,10 +184,7 @@ def test_a_bag_handed_over_leaves_every_seller_handhelds_list_still_to_scan(
         ctl = bagging.control
         wait_config(ctl, lambda c: c["n"] == 1, 30)
         before = {"hh-bench": config_version(ctl), "hh-door": config_version(door.control)}
-        assert ctl.scan("LZ300000010CN")["beep"] == "ok"
-        ctl.weigh(5_000)
-        ctl.key("ok")
-        bag_no = ctl.expect(lambda o: o.get("screen", [""])[0] == "CLOSED")["screen"][1]
+        bag_no = close_a_bag(ctl, "LZ300000010CN")
         ctl.weigh(0)
         ctl.wait_synced()
         gateway.wait_applied()
@@ -213,8 +210,7 @@ def pickup_list(ctl):
     """The courier signs in (badge, PIN) on a handheld in pickup mode, or enters it from
     bagging: the screen of the bags, with the count of the list still to scan."""
     if ctl.state()["mode"] == "bagging":
-        ctl.key("mode")
-        ctl.expect(lambda o: o.get("screen", [""])[0] == "PICKUP")
+        to_pickup(ctl)
     assert ctl.scan("DRV:D042")["beep"] == "ok"
     event = ctl.scan(f"PIN:{PIN}")
     assert event["beep"] == "ok", event
