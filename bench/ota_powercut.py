@@ -5,9 +5,11 @@ fixed steps.
 A private Mosquitto and a bagscan-gateway; for each of --cuts handhelds (code on its flash, a
 release key made in a temp folder): a bag of two parcels closed and synced, a release rolled
 out to it, a SIGKILL of its micropython process at a random moment --earliest to --window
-seconds after the rollout, the step its flash shows at the cut, and a restart (and another
-whenever it resets itself, as the chip does with its power on). Each must end on the new version,
-confirmed, with its two parcels stored once each. Prints the cuts per step and the failures.
+seconds after the rollout (or, if it had reset itself into the trial by then, up to --boot
+seconds into that boot, where main.py rewrites the ROMFS partition), the step its flash shows at
+the cut, and a restart (and another whenever it resets itself, as the chip does with its power
+on). Each must end on the new version, confirmed, with its two parcels stored once each.
+Prints the cuts per step and the failures.
 
     .venv/bin/python bench/ota_powercut.py --cuts 30 --window 1.5
     .venv/bin/python bench/ota_powercut.py --cuts 40 --earliest 0.3 --window 1.3
@@ -34,21 +36,22 @@ from devkit.updates import (
 )
 
 VERSION = "0.2.1-sweep"
-HEAP = "140K"  # as the update tests (docs/ota.md, "Tests")
 PARCELS = ["LZ910000001CN", "LZ910000002CN"]
 
 
 def step_at_cut(sim: SimHandheld) -> str:
     """Where the update was when the power went, from what is on the flash."""
     ota = sim.code_root / "ota"
+    rom = ota / "rom.slot"
+    if rom.exists() and not rom.read_text():
+        return "partition rewrite"
     if (ota / "active.slot").exists():
         return "confirmed"
     if (ota / "trial.slot").exists():
         boots = ota / "trial.boots"
         return "trial boot" if boots.exists() and boots.stat().st_size else "switch"
-    slot = ota / "release-a"
-    if slot.exists():
-        return "after unpack" if (slot / "release.version").exists() else "unpack"
+    if (ota / "release-a").exists():
+        return "checked, in its slot"
     if (ota / "stage.bin").exists():
         return "fetch"
     return "before fetch"
@@ -67,9 +70,11 @@ def confirmed_while_powered(gateway: Gateway, sim: SimHandheld, device_id: str) 
         time.sleep(0.2)
 
 
-def one_cut(tmp: Path, gateway: Gateway, key: Path, n: int, window: tuple[float, float]) -> str:
+def one_cut(
+    tmp: Path, gateway: Gateway, key: Path, n: int, window: tuple[float, float], boot: float
+) -> str:
     device_id = f"hh-sweep-{n:03d}"
-    sim = registered_handheld(tmp / "flash", gateway, device_id, key, HEAP)
+    sim = registered_handheld(tmp / "flash", gateway, device_id, key)
     try:
         ctl = sim.start_through_resets()
         for trk in PARCELS:
@@ -81,9 +86,14 @@ def one_cut(tmp: Path, gateway: Gateway, key: Path, n: int, window: tuple[float,
         ctl.wait_synced()
         roll_out(gateway, VERSION, devices=[device_id])
         time.sleep(random.uniform(*window))
-        running = sim.proc is not None and sim.proc.poll() is None
-        sim.kill()
-        step = step_at_cut(sim) if running else "no cut: it had reset itself into the trial"
+        if sim.proc is not None and sim.proc.poll() is None:
+            sim.kill()
+            step = step_at_cut(sim)
+        else:  # it had reset itself into the trial: the cut falls in the boot into it
+            sim.launch()
+            time.sleep(random.uniform(0, boot))
+            sim.kill()
+            step = f"boot into the trial: {step_at_cut(sim)}"
         sim.start_through_resets()
         confirmed_while_powered(gateway, sim, device_id)
         ctl = sim.control or sim.start_through_resets()
@@ -101,6 +111,13 @@ def main() -> None:
     parser.add_argument("--cuts", type=int, default=20)
     parser.add_argument("--window", type=float, default=1.5, help="seconds after the rollout")
     parser.add_argument("--earliest", type=float, default=0.0, help="no cut before (seconds)")
+    parser.add_argument(
+        "--boot",
+        type=float,
+        default=0.3,
+        help="a handheld that reset itself before its cut is cut this long (random) into the "
+        "next boot, where main.py writes the trial's image to the partition (seconds)",
+    )
     parser.add_argument("--seed", type=int, default=19)
     args = parser.parse_args()
     random.seed(args.seed)
@@ -121,7 +138,7 @@ def main() -> None:
             for n in range(args.cuts):
                 try:
                     window = (args.earliest, args.window)
-                    steps[one_cut(tmp, gateway, key, n, window)] += 1
+                    steps[one_cut(tmp, gateway, key, n, window, args.boot)] += 1
                 except Exception as err:  # noqa: BLE001 - a failure is a result here
                     failures.append(f"cut {n}: {err!r}")
         finally:

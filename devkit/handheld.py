@@ -50,8 +50,15 @@ def firmware_command(
     else:
         main, image = code_root / "main.py", code_root / romfs.PARTITION
     full_env["BAGSCAN_ROMFS"] = str(image)
-    size = romfs.heapsize(heap, image)
-    return [exe, "-X", f"heapsize={size}", str(BOOT), str(main)], full_env
+    return boot_command(exe, romfs.heapsize(heap, image), main), full_env
+
+
+def boot_command(exe: str, heapsize: int, main: Path) -> list[str]:
+    """The unix port running main.py as a board with a ROMFS partition starts it
+    (devkit/romfs_boot.py). The start-up runs as -c: a board has no such file, and a script's
+    path and folder would be interned names the board does not spend (docs/firmware.md, "Few
+    interned names")."""
+    return [exe, "-X", f"heapsize={heapsize}", "-c", BOOT.read_text(), str(main)]
 
 
 def provision_flash(state_dir: Path, gateway: str, token: str, device_id: str) -> None:

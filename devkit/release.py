@@ -1,8 +1,8 @@
 """Firmware releases (issue 19, docs/ota.md): the release key, and the bundle packed and signed.
 
-A release file is the bundle tools/flash builds, packed as protocol/ota.py describes (its
-version first), followed by the 256-byte RSA-2048 PKCS#1 v1.5 signature of the packed bytes'
-SHA-256. The bundle carries the public modulus as `release.pub` (hex), the key the handheld
+A release file is the ROMFS image of the bundle tools/flash builds, packed as protocol/ota.py
+describes (its version first), followed by the 256-byte RSA-2048 PKCS#1 v1.5 signature of the
+packed bytes' SHA-256. The bundle carries the public modulus as `release.pub` (hex), the key the handheld
 checks the next release with. The private key lives at a path the operator chooses, never in
 the repository: tools/release makes it and signs with it.
 """
@@ -75,20 +75,9 @@ def firmware_version(firmware: Path = bundle.FIRMWARE) -> str:
     return found.group(1)
 
 
-def pack(code_root: Path, version: str) -> bytes:
-    """The files of a bundle (hidden ones left out) in the release layout, each folder before
-    what it holds."""
-    parts = [ota.MAGIC, version.encode() + b"\n"]
-    for path in sorted(code_root.rglob("*")):
-        rel = path.relative_to(code_root).as_posix()
-        if any(part.startswith(".") for part in rel.split("/")):
-            continue
-        if path.is_dir():
-            parts.append(f"0 {rel}/\n".encode())
-            continue
-        data = path.read_bytes()
-        parts += [f"{len(data)} {rel}\n".encode(), data]
-    return b"".join(parts)
+def pack(image: bytes, version: str) -> bytes:
+    """A bundle's ROMFS image in the release layout (protocol/ota.py MAGIC)."""
+    return ota.MAGIC + version.encode() + b"\n" + image
 
 
 def sign(packed: bytes, key: rsa.RSAPrivateKey) -> bytes:
@@ -102,8 +91,8 @@ def build(
     board: str = "esp32",
     firmware: Path = bundle.FIRMWARE,
 ) -> str:
-    """Build the bundle, pack it with the key's public file and sign it into out; returns
-    the version."""
+    """Build the bundle, make its ROMFS image with the key's public file, pack and sign it
+    into out; returns the version."""
     key = load_key(key_path)
     version = firmware_version(firmware)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,8 +100,8 @@ def build(
         # A private build folder: a variant's modules must not land in the shared build/.
         compiled = bundle.build(build_dir, target, board, firmware)
         n = key.public_key().public_numbers().n
-        (compiled / PUBLIC_FILE).write_text(f"{n:x}\n")
-        packed = pack(compiled, version)
+        image = romfs.image(compiled, {PUBLIC_FILE: f"{n:x}\n".encode()})
+    packed = pack(image, version)
     out.write_bytes(packed + sign(packed, key))
     return version
 
@@ -162,7 +151,7 @@ def install(code_root: Path, compiled: Path, public_file: Path | None) -> None:
     code_root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(compiled / "main.py", code_root / "main.py")
     key = {PUBLIC_FILE: public_file.read_bytes()} if public_file is not None else None
-    romfs.build(compiled, code_root / romfs.PARTITION, key)
+    romfs.build(compiled, code_root / romfs.PARTITION, key, room=romfs.PARTITION_ROOM)
 
 
 def main(argv: list[str] | None = None) -> int:

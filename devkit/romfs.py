@@ -19,24 +19,36 @@ _USABLE_PER_MILLE = 992
 OBJECT_BYTES = 96
 
 
-# In a simulated handheld's code root (devkit/handheld.py code_on_flash): its ROMFS partition.
+# In a simulated handheld's code root (devkit/handheld.py code_on_flash): its ROMFS partition,
+# with room for a release a little larger than the code flashed (main.py writes a release's
+# image there, docs/ota.md); erased flash past the image reads 0xFF.
 PARTITION = "romfs.img"
+PARTITION_ROOM = 16 * 1024
+_SECTOR = 4096
 
 
-def build(bundle: Path, image: Path, extra: dict[str, bytes] | None = None) -> Path:
+def image(bundle: Path, extra: dict[str, bytes] | None = None) -> bytes:
     """The image of every file of bundle (the code tools/flash puts on a handheld) except
-    main.py, which a board runs from its filesystem, and the top-level files of extra;
-    rewritten only when it changed. Safe to run concurrently."""
+    main.py, which a board runs from its filesystem, and the top-level files of extra."""
     writer = VfsRomWriter()
     _add(writer, bundle, top=True)
     for name, data in sorted((extra or {}).items()):
         writer.mkfile(name, data)
-    data = writer.finalise()
-    if not image.exists() or image.read_bytes() != data:
-        tmp = image.with_name(f".{image.name}.{os.getpid()}")
+    return writer.finalise()
+
+
+def build(bundle: Path, out: Path, extra: dict[str, bytes] | None = None, room: int = 0) -> Path:
+    """bundle's image (image()) in the file out, followed by room bytes of erased flash up to
+    a whole sector; rewritten only when it changed. Safe to run concurrently."""
+    data = image(bundle, extra)
+    if room:
+        size = (len(data) + room + _SECTOR - 1) // _SECTOR * _SECTOR
+        data += b"\xff" * (size - len(data))
+    if not out.exists() or out.read_bytes() != data:
+        tmp = out.with_name(f".{out.name}.{os.getpid()}")
         tmp.write_bytes(data)
-        os.replace(tmp, image)
-    return image
+        os.replace(tmp, out)
+    return out
 
 
 def _add(writer: VfsRomWriter, folder: Path, top: bool) -> None:

@@ -19,17 +19,27 @@ CHUNK_HEAD = 13
 # handheld's spool file (it is over its 256-byte receive buffer), well under wire.MAX_MESSAGE.
 CHUNK_BYTES = 4096
 # What the handheld reports, in the order an update goes (the rollout page shows them).
-READY = "ready"  # fetched, checked and unpacked; waits for a safe moment
+READY = "ready"  # fetched, checked and in its slot; waits for a safe moment
 TRIAL_STARTING = "trial_starting"  # resetting into the new version
 TRIAL_CONFIRMED = "trial_confirmed"  # the new version booted, reached the gateway, is kept
 HASH_MISMATCH = "hash_mismatch"  # refused: the fetched file is not the offered one
 BAD_SIGNATURE = "bad_signature"  # refused: not signed by the key the handheld carries
 ROLLED_BACK = "rolled_back"  # the new version did not confirm within 3 boots: dropped
-EVENTS = (READY, TRIAL_STARTING, TRIAL_CONFIRMED, HASH_MISMATCH, BAD_SIGNATURE, ROLLED_BACK)
+NO_ROMFS = "no_romfs"  # refused: flashed without a ROMFS partition to write it to
+EVENTS = (
+    READY,
+    TRIAL_STARTING,
+    TRIAL_CONFIRMED,
+    HASH_MISMATCH,
+    BAD_SIGNATURE,
+    ROLLED_BACK,
+    NO_ROMFS,
+)
 
-# The release file: MAGIC, "<version>\n", then per folder "0 <path>/\n" before its files and
-# per file "<bytes> <path>\n" and its bytes; then the signature.
-MAGIC = b"bagscan-release 1\n"
+# The release file: MAGIC, "<version>\n", the ROMFS image of the bundle (devkit/romfs.py; what
+# the handheld writes to its ROMFS partition, docs/ota.md), then the signature. Layout 1 (the
+# bundle's files, listed) ran from the filesystem: its releases are refused at upload.
+MAGIC = b"bagscan-release 2\n"
 # RSA-2048, PKCS#1 v1.5 with SHA-256 (RFC 8017 section 8.2): the DigestInfo before the hash.
 KEY_BYTES = 256
 EXPONENT = 65537

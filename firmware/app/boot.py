@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import vfs
 from micropython import const
 
 from app import clock, flashfile
@@ -53,9 +54,13 @@ _TRIAL = const("ota/trial.slot")  # main.py boots this slot on trial
 _BOOTS = const("ota/trial.boots")  # one byte a boot on trial (main.py)
 _ACTIVE = const("ota/active.slot")  # main.py boots this slot, confirmed
 _FAILED = const("ota/failed.slot")  # the slot main.py dropped from trial
+# A slot is a checked release file: its two header lines, then the ROMFS image main.py writes
+# to the partition when the slot boots (protocol/ota.py MAGIC).
 _SLOT_A = const("ota/release-a")
 _SLOT_B = const("ota/release-b")
-_VERSION_FILE = const("/release.version")  # in a slot, written last by unpack
+_FLASHED = const("ota/flashed")  # the image tools/flash wrote, kept before the first update
+_ROM = const("ota/rom.slot")  # the slot the partition holds (main.py); missing: as flashed
+_MAGIC = const(b"bagscan-release 2\n")
 _KEY_FILE = const("release.pub")  # in the running code's root: the release key's modulus
 # What the handheld reports (protocol/ota.py EVENTS).
 _READY = const("ready")
@@ -64,6 +69,7 @@ _TRIAL_CONFIRMED = const("trial_confirmed")
 _HASH_MISMATCH = const("hash_mismatch")
 _BAD_SIGNATURE = const("bad_signature")
 _ROLLED_BACK = const("rolled_back")
+_NO_ROMFS = const("no_romfs")
 
 
 async def start(board, firmware_version):
@@ -153,18 +159,18 @@ def on_message(sync, payload):
     """A firmware message from the gateway (bytes, or the file it was spooled to): an offer,
     a chunk of the release, or the confirmation that the gateway heard the new version."""
     file = io.BytesIO(payload) if isinstance(payload, bytes) else payload
-    head = file.read(1)  # pyright: ignore[reportAttributeAccessIssue] - the stubs' BytesIO
-    if not head:
+    kind = file.read(1)  # pyright: ignore[reportAttributeAccessIssue] - the stubs' BytesIO
+    if not kind:
         return
-    if head[0] == _OFFER:
+    if kind[0] == _OFFER:
         apply(sync, json.loads(file.read()))  # pyright: ignore[reportAttributeAccessIssue]
-    elif head[0] == _CHUNK:
+    elif kind[0] == _CHUNK:
         store(sync, file)
-    elif head[0] == _CONFIRM:
+    elif kind[0] == _CONFIRM:
         version = file.read()  # pyright: ignore[reportAttributeAccessIssue]
         path = __import__("__main__").__file__[:-7]
         name = read_or(path + _TRIAL)
-        if name is not None and read_or(path + name.decode() + _VERSION_FILE) == version:
+        if name is not None and head(path + name.decode()) == version:
             write_atomic(path + _ACTIVE, name)  # main.py boots it from now on
             remove_if_exists(path + _TRIAL)
             remove_if_exists(path + _BOOTS)
@@ -174,17 +180,22 @@ def on_message(sync, payload):
 
 def apply(sync, msg):
     """An offer {"fw", "size", "digest", "sig"}: ask for the next chunk, or check what is
-    staged, unpack it into the free slot and switch to it."""
+    staged, move it into the free slot and switch to it."""
     version = msg["fw"]
     path = __import__("__main__").__file__[:-7]
     if version == sync.firmware_version or read_or(path + _TRIAL) is not None:
         return  # running it, or on trial: the gateway's confirmation comes first
+    try:
+        vfs.rom_ioctl(2, 0)[0]  # pyright: ignore[reportAttributeAccessIssue] - the partition
+    except (AttributeError, TypeError):  # no rom_ioctl, or an error code: no partition
+        report(sync, {"fw": version, "status": _NO_ROMFS})
+        return
     name = read_or(path + _FAILED)
-    if name is not None and read_or(path + name.decode() + _VERSION_FILE) == version.encode():
+    if name is not None and head(path + name.decode()) == version.encode():
         report(sync, {"fw": version, "status": _ROLLED_BACK})
         return
     target = _SLOT_B if read_or(path + _ACTIVE) == _SLOT_A.encode() else _SLOT_A
-    if read_or(path + target + _VERSION_FILE) == version.encode():
+    if head(path + target) == version.encode():
         ready(sync, version, target)
         return
     data = read_or(path + _STAGE_JSON)
@@ -201,7 +212,9 @@ def apply(sync, msg):
         return
     status = check(path, msg)
     if status is None:
-        unpack(path, target)
+        save(path, sync.firmware_version)
+        remove_if_exists(path + target)
+        os.rename(path + _STAGE_BIN, path + target)  # one step: a cut leaves the stage or the slot
     remove_if_exists(path + _STAGE_BIN)
     remove_if_exists(path + _STAGE_JSON)
     if status is None:
@@ -213,15 +226,15 @@ def apply(sync, msg):
 def store(sync, file):
     """A chunk: appended to the staged release if it is the next one and arrived whole (its
     CRC-32); then the next one is asked for."""
-    head = file.read(_CHUNK_HEAD - 1)  # release id (4), offset (4), CRC-32 (4)
+    chunk = file.read(_CHUNK_HEAD - 1)  # release id (4), offset (4), CRC-32 (4)
     path = __import__("__main__").__file__[:-7]
     data = read_or(path + _STAGE_JSON)
-    if data is None or len(head) != _CHUNK_HEAD - 1:
+    if data is None or len(chunk) != _CHUNK_HEAD - 1:
         return
     msg = json.loads(data)
-    if binascii.hexlify(head[:4]).decode() != msg["digest"][:8]:
+    if binascii.hexlify(chunk[:4]).decode() != msg["digest"][:8]:
         return  # a chunk of another release
-    offset = int.from_bytes(head[4:8], "big")
+    offset = int.from_bytes(chunk[4:8], "big")
     if offset == size(path + _STAGE_BIN):
         buf = bytearray(_PIECE)
         value = 0
@@ -230,7 +243,7 @@ def store(sync, file):
             if not n:
                 break
             value = binascii.crc32(memoryview(buf)[:n], value)
-        if value == int.from_bytes(head[8:12], "big"):  # else damaged: asked for again
+        if value == int.from_bytes(chunk[8:12], "big"):  # else damaged: asked for again
             file.seek(_CHUNK_HEAD)
             with open(path + _STAGE_BIN, "r+b" if offset else "wb") as out:
                 out.seek(offset)
@@ -269,34 +282,40 @@ def check(path, msg):
     return None
 
 
-def unpack(path, target):
-    """The staged release's files into the slot target, emptied first; its version written
-    last, so a power cut midway leaves a slot that is unpacked again."""
-    drop(path + target)
-    os.mkdir(path + target)
-    buf = bytearray(_PIECE)
-    with open(path + _STAGE_BIN, "rb") as file:
-        file.readline()  # the release layout's magic line, covered by the signature
-        version = file.readline().strip()
-        while True:
-            line = file.readline()
-            if not line:
-                break
-            n, name = line.decode().strip().split(" ", 1)
-            if name.startswith("/") or "." * 2 in name:  # (".." would be a new name)
-                raise ValueError(name)  # the release layout has relative paths only
-            if name.endswith("/"):  # a folder, listed before its files
-                os.mkdir(path + target + "/" + name[:-1])
-                continue
-            n = int(n)
-            with open(path + target + "/" + name, "wb") as out:
-                while n:
-                    count = file.readinto(memoryview(buf)[: min(n, _PIECE)])
-                    if not count:
-                        raise ValueError(name)  # cut short: the signature would have failed
-                    out.write(memoryview(buf)[:count])
-                    n -= count
-    write_atomic(path + target + _VERSION_FILE, version)
+def save(path, version):
+    """The flashed code's image, as tools/flash wrote the ROMFS partition, into a release file
+    before an update first has main.py rewrite the partition: the way back for a rollback.
+    ota/rom.slot written after it names what the partition holds from then on."""
+    if read_or(path + _ROM) is not None:
+        return
+    # The stubs lack rom_ioctl (MicroPython 1.25+, extmod/vfs_rom_ioctl.c): 2 = the segment.
+    data = vfs.rom_ioctl(2, 0)  # pyright: ignore[reportAttributeAccessIssue]
+    # Its length: the ROMFS header (3 bytes) and a varuint of what follows (mpremote's
+    # romfs.py VfsRomWriter finalise).
+    n = 0
+    at = 3
+    while True:
+        n = n << 7 | data[at] & 0x7F
+        at += 1
+        if data[at - 1] < 0x80:
+            break
+    n += at
+    with open(path + _FLASHED, "wb") as file:
+        file.write(_MAGIC + version.encode() + b"\n")
+        for at in range(0, n, _PIECE):
+            file.write(data[at : min(n, at + _PIECE)])
+    write_atomic(path + _ROM, _FLASHED)
+
+
+def head(path):
+    """The version in the head of a release file (its second line, bytes), None if there is
+    no file."""
+    try:
+        with open(path, "rb") as file:
+            file.readline()
+            return file.readline().strip()
+    except OSError:
+        return None
 
 
 def ready(sync, version, target):
@@ -350,17 +369,3 @@ def size(path):
         return os.stat(path)[6]
     except OSError:
         return 0
-
-
-def drop(path):
-    """Remove a folder and what is in it, if it exists."""
-    try:
-        items = list(os.ilistdir(path))
-    except OSError:
-        return
-    for item in items:
-        if item[1] & 0x4000:  # a folder (S_IFDIR)
-            drop(path + "/" + item[0])
-        else:
-            os.remove(path + "/" + item[0])
-    os.rmdir(path)

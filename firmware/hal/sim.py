@@ -8,6 +8,7 @@ import random
 import time
 
 import micropython
+import vfs
 from micropython import const
 
 import lazy
@@ -221,10 +222,10 @@ class Board:
             # The interned-name pools to the log: past 620 names the unix port adds a 7 KB
             # pool (docs/firmware.md), and no function returns the count.
             micropython.qstr_info()
-            # Not the code image devkit/romfs_boot.py read into the heap: a board maps it.
+            # Not the partition devkit/romfs_boot.py read into the heap: a board maps it.
             try:
-                rom = os.statvfs("/rom")[2] + 96  # its blocks, the header and the object
-            except OSError:
+                rom = len(vfs.rom_ioctl(2, 0)) + 96  # pyright: ignore - its bytes and object
+            except AttributeError:  # no partition: not started by devkit/romfs_boot.py
                 rom = 0
             return {"mem_alloc": gc.mem_alloc() - rom, "mem_free": gc.mem_free()}
         elif verb == "screenshot" and arg:

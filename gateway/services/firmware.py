@@ -20,7 +20,7 @@ FETCHING = "fetching"  # the handheld asks for chunks
 TRIAL_RUNNING = "trial_running"  # its status names the release: booted, not yet confirmed
 STATES = (OFFERED, FETCHING, ota.READY, ota.TRIAL_STARTING, TRIAL_RUNNING, *ota.EVENTS[2:])
 OFFERING = (OFFERED, FETCHING, ota.READY, ota.TRIAL_STARTING, TRIAL_RUNNING)
-DONE = (ota.TRIAL_CONFIRMED, ota.HASH_MISMATCH, ota.BAD_SIGNATURE, ota.ROLLED_BACK)
+DONE = (ota.TRIAL_CONFIRMED, ota.HASH_MISMATCH, ota.BAD_SIGNATURE, ota.ROLLED_BACK, ota.NO_ROMFS)
 
 
 def upload(session: Session, data: bytes, username: str | None) -> FirmwareRelease:

@@ -2,7 +2,7 @@
 from its flash in the simulator, a real Mosquitto and the gateway: a release uploaded and
 rolled out is fetched in chunks, checked, switched to and confirmed; a chunk damaged in
 transit is asked for again; a damaged or wrongly signed release is refused; a power cut while
-fetching, in the unpack or at the switch resumes; a release that crashes at boot is rolled
+fetching, at the switch or while the ROMFS partition is rewritten resumes; a release that crashes at boot is rolled
 back. Every case ends on a version that runs, with the journal intact."""
 
 import hashlib
@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from devkit import release
+from devkit import release, romfs
 from devkit.control import ControlError
 from devkit.handheld import SimHandheld
 from devkit.updates import (
@@ -31,10 +31,6 @@ from protocol import ota, wire
 
 OLD = release.firmware_version()
 NEW = "0.2.1-ota"  # the good release's version
-# The flashed code runs from ROMFS and fetches, checks and switches at the simulator's 110K;
-# the release it switches to runs from its slot on the filesystem, its code loaded into the
-# heap, and ran out of memory there at 110K: 140K (docs/ota.md, "The ~100 KB heap").
-HEAP = "140K"
 
 
 @pytest.fixture(scope="module")
@@ -122,40 +118,22 @@ class CorruptChunks(WatchRequests):
         self.client.publish(self.topic, head + bytes([data[0] ^ 0xFF]) + data[1:], 0)
 
 
-def packed_files(release_file: Path) -> dict[str, bytes | None]:
-    """The folders (None) and files of a release, in its order (devkit/release.py pack)."""
-    _, packed, _ = ota.split_release(release_file.read_bytes())
-    items: dict[str, bytes | None] = {}
-    at = packed.index(b"\n", len(ota.MAGIC)) + 1
-    while at < len(packed):
-        end = packed.index(b"\n", at)
-        size, name = packed[at:end].decode().split(" ", 1)
-        at = end + 1 + int(size)
-        items[name.rstrip("/")] = None if name.endswith("/") else packed[end + 1 : at]
-    return items
+def slot_version(slot: Path) -> str:
+    """The version of a release file in a slot (its second line, protocol/ota.py)."""
+    return slot.read_bytes().split(b"\n", 2)[1].decode()
 
 
-def cut_in_the_unpack(code_root: Path, release_file: Path, files: int) -> None:
-    """The flash as a power cut in the middle of an unpack leaves it (app/boot.py unpack):
-    the whole release staged with its offer, and the slot holding its first `files` files,
-    the last one cut short, and no release.version."""
-    version, packed, signature = ota.split_release(release_file.read_bytes())
-    offer = {"fw": version, "size": len(packed), "digest": hashlib.sha256(packed).hexdigest()}
-    offer["sig"] = signature.hex()
-    ota_dir = code_root / "ota"
-    ota_dir.mkdir(exist_ok=True)
-    (ota_dir / "stage.json").write_text(json.dumps(offer))
-    (ota_dir / "stage.bin").write_bytes(packed)
-    slot = ota_dir / "release-a"
-    slot.mkdir()
-    for name, data in packed_files(release_file).items():
-        if data is None:
-            (slot / name).mkdir()
-            continue
-        files -= 1
-        (slot / name).write_bytes(data if files else data[: len(data) // 2])
-        if not files:
-            return
+def partition_holds(code_root: Path, image: bytes) -> bool:
+    """Whether the simulated ROMFS partition holds image (what follows it is either erased
+    flash or what a larger image left there: a ROMFS image says its own length)."""
+    return (code_root / romfs.PARTITION).read_bytes()[: len(image)] == image
+
+
+def release_image(release_file: Path) -> bytes:
+    """The ROMFS image in a release file (or a slot: the same layout without the signature)."""
+    data = release_file.read_bytes()
+    end = data.index(b"\n", len(ota.MAGIC)) + 1
+    return data[end : len(data) - (ota.KEY_BYTES if release_file.suffix == ".release" else 0)]
 
 
 # Each test has a broker and a gateway of its own: one device id serves them all.
@@ -188,7 +166,7 @@ def sim(tmp_path, broker_and_gateway, releases):
     """The handheld, running the flashed code with the release key, with a closed bag of
     scanned(1, 2) that the gateway has: records every update must keep."""
     _, gateway = broker_and_gateway
-    handheld = registered_handheld(tmp_path / "flash", gateway, DEVICE, releases["key"], HEAP)
+    handheld = registered_handheld(tmp_path / "flash", gateway, DEVICE, releases["key"])
     try:
         bag_closed(handheld.start_through_resets(), 1)
         handheld.control.wait_synced()
@@ -215,7 +193,10 @@ def test_a_release_is_fetched_checked_switched_to_and_confirmed(broker_and_gatew
     assert done["running"] == version != OLD
     assert (sim.code_root / "ota" / "active.slot").read_text() == "ota/release-a"
     left = {p.name for p in (sim.code_root / "ota").iterdir()}
-    assert left == {"active.slot", "release-a"}  # no stage, no trial, no boot count
+    # No stage, no trial, no boot count; the flashed image kept for a rollback.
+    assert left == {"active.slot", "release-a", "flashed", "rom.slot"}
+    assert (sim.code_root / "ota" / "rom.slot").read_text() == "ota/release-a"
+    assert partition_holds(sim.code_root, release_image(releases["good"]))
     assert sim.control is not None
     bag_closed(sim.control, 3)  # the new version scans, and its records reach the gateway
     sim.control.wait_synced()
@@ -278,6 +259,9 @@ def test_a_release_that_crashes_at_boot_is_rolled_back_by_the_handheld(
     assert sim.launches == 1 + 4
     assert (sim.code_root / "ota" / "failed.slot").read_text() == "ota/release-a"
     assert not (sim.code_root / "ota" / "trial.slot").exists()
+    # The partition holds the flashed image again, written back from its copy.
+    assert (sim.code_root / "ota" / "rom.slot").read_text() == "ota/flashed"
+    assert partition_holds(sim.code_root, release_image(sim.code_root / "ota" / "flashed"))
     rolled = wait_update(gateway, DEVICE, settled("rolled_back", OLD))
     assert rolled["running"] == OLD
     bag_closed(ctl, 3)
@@ -324,25 +308,26 @@ def test_a_power_cut_while_fetching_resumes_from_what_is_staged(broker_and_gatew
         two_chunks.close()
 
 
-def test_a_power_cut_in_the_middle_of_the_unpack_unpacks_again_from_the_stage(
+def test_a_power_cut_while_the_partition_is_rewritten_writes_it_again_at_the_next_boot(
     broker_and_gateway, releases, sim
 ):
     broker, gateway = broker_and_gateway
-    requests = WatchRequests(broker.port, DEVICE, lambda _m: False)
+    switching = WatchRequests(broker.port, DEVICE, lambda m: m.get("status") == ota.TRIAL_STARTING)
     try:
-        sim.kill()
-        cut_in_the_unpack(sim.code_root, releases["good"], files=5)
-        sim.start_through_resets()  # the flashed version: the slot is not whole
         upload_and_roll_out(gateway, releases["good"])
-        sim.wait_reset(120)  # checked the stage, unpacked it again, switched
-        assert requests.offsets == []  # nothing fetched again
-        slot = sim.code_root / "ota" / "release-a"
-        assert (slot / "release.version").read_text() == NEW
-        for name, data in packed_files(releases["good"]).items():
-            assert (slot / name).is_dir() if data is None else (slot / name).read_bytes() == data
-        confirmed(gateway, sim, scanned(1, 2))
+        assert switching.seen.wait(60)
+        sim.kill()  # before the reset, and then the cut as main.py writes the trial's image:
+        image = release_image(releases["good"])
+        partition = sim.code_root / romfs.PARTITION
+        size = partition.stat().st_size
+        (sim.code_root / "ota" / "rom.slot").write_text("")  # names nothing while it writes
+        partition.write_bytes(image[: len(image) // 2] + b"\xff" * (size - len(image) // 2))
+        assert confirmed(gateway, sim, scanned(1, 2))["running"] == NEW
+        assert (sim.code_root / "ota" / "rom.slot").read_text() == "ota/release-a"
+        assert partition_holds(sim.code_root, image)
+        assert partition.stat().st_size == size
     finally:
-        requests.close()
+        switching.close()
 
 
 def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
@@ -356,11 +341,10 @@ def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
         assert ctl.scan(scanned(3)[0])["beep"] == "ok"  # a bag is open
         ctl.wait_synced()
         upload_and_roll_out(gateway, releases["good"])
-        assert ready.seen.wait(60)  # fetched, checked, unpacked: waits for the bag
+        assert ready.seen.wait(60)  # fetched, checked, in its slot: waits for the bag
         assert sim.proc is not None and sim.proc.poll() is None
-        sim.kill()  # the power cut between the unpack and the switch
-        slot = sim.code_root / "ota" / "release-a"
-        assert (slot / "release.version").read_text() == NEW
+        sim.kill()  # the power cut between the check and the switch
+        assert slot_version(sim.code_root / "ota" / "release-a") == NEW
         assert not (sim.code_root / "ota" / "trial.slot").exists()
         ctl = sim.start_through_resets()  # the old version, its open bag rebuilt
         assert ctl.state()["bag_count"] == 1
@@ -421,7 +405,7 @@ def test_twenty_handhelds_are_updated_while_they_scan_and_no_scan_is_lost(
 ):
     _, gateway = broker_and_gateway
     ids = [f"hh-fleet-{i:02d}" for i in range(FLEET)]
-    sims = [registered_handheld(tmp_path / "flash", gateway, d, releases["key"], HEAP) for d in ids]
+    sims = [registered_handheld(tmp_path / "flash", gateway, d, releases["key"]) for d in ids]
     stop = threading.Event()
     confirmed: dict[str, list] = {d: [] for d in ids}
     threads = []

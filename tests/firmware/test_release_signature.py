@@ -79,3 +79,5 @@ def test_the_handhelds_copies_of_the_update_constants_agree_with_protocol_ota():
         assert const(name) == getattr(ota, name), name
     assert const("BAD_SIGNATURE") == ota.BAD_SIGNATURE
     assert const("ROLLED_BACK") == ota.ROLLED_BACK
+    assert const("NO_ROMFS") == ota.NO_ROMFS
+    assert const("MAGIC") == ota.MAGIC

@@ -5,7 +5,7 @@ port's heap leaves the handheld the heap it was given, not more."""
 import subprocess
 
 from devkit import bundle, micropython, romfs
-from devkit.handheld import BOOT, BUILD
+from devkit.handheld import BUILD, boot_command
 
 HEAP = "110K"
 ROOM = "import gc\ngc.collect()\nprint(gc.mem_free() + gc.mem_alloc() - {image})\n"
@@ -26,9 +26,7 @@ def test_the_code_is_imported_from_the_image_and_its_heap_is_not_the_handhelds(t
     )
     exe = micropython.executable()
     env = {"BAGSCAN_ROMFS": str(image), "MICROPYPATH": ".frozen"}
-    room, module, main_file = run(
-        [exe, "-X", f"heapsize={romfs.heapsize(HEAP, image)}", str(BOOT), str(main)], env
-    )
+    room, module, main_file = run(boot_command(exe, romfs.heapsize(HEAP, image), main), env)
     plain = tmp_path / "plain.py"
     plain.write_text(ROOM.format(image=0))
     [budget] = run([exe, "-X", f"heapsize={HEAP}", str(plain)])
