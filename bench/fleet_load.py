@@ -49,7 +49,7 @@ import psutil
 from sqlalchemy import insert
 
 from devkit import ROOT
-from devkit.database import scratch_database
+from devkit.database import analyzed, scratch_database
 from devkit.gateway_process import Gateway
 from devkit.ports import free_port, wait_port
 from devkit.wire_device import record
@@ -417,7 +417,11 @@ def main() -> None:
     print(f"open files: need {need:,}, limit {soft:,} (hard {hard:,})", flush=True)
     if soft < need:
         raise SystemExit(f"raise the hard limit (ulimit -Hn) to at least {need}")
-    with tempfile.TemporaryDirectory() as tmp_name, scratch_database(Path(tmp_name)) as db_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        scratch_database(Path(tmp_name)) as db_url,
+        analyzed(db_url),
+    ):
         tmp = Path(tmp_name)
         started = time.monotonic()
         credentials = provision(db_url, args.devices)

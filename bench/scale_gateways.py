@@ -32,7 +32,7 @@ os.environ.setdefault("BAGSCAN_TEST_DB", "postgresql")
 from sqlalchemy import create_engine, text
 
 from devkit.broker import Mosquitto
-from devkit.database import scratch_database
+from devkit.database import analyzed, scratch_database
 from devkit.gateway_process import Gateway
 from devkit.wire_device import WireDevice
 from gateway.ingest import partition
@@ -153,7 +153,11 @@ def main() -> None:
     args = parser.parse_args()
     for n in args.instances:
         moved = None
-        with tempfile.TemporaryDirectory() as tmp, scratch_database(Path(tmp)) as db_url:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            scratch_database(Path(tmp)) as db_url,
+            analyzed(db_url),
+        ):
             cluster = Cluster(Path(tmp), db_url, n, args.dispatch)
             try:
                 cluster.provision("hh-t")

@@ -29,3 +29,41 @@ def scratch_database(tmp: Path):
         with server.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
+
+
+@contextmanager
+def analyzed(url: str, every: float = 15.0):
+    """While the block runs, ANALYZE the PostgreSQL database at url every `every` seconds if
+    the server's autovacuum is off, as autovacuum's analyze would (its default naptime is a
+    minute; a bench's tables grow from empty in seconds). A deployment runs with autovacuum
+    on (docs/deploy.md); without statistics the planner takes a table that grew from empty
+    for a small one and scans it whole where an index answers (docs/benchmarks.md, "A fleet
+    of handhelds"). SQLite: nothing."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        off = conn.execute(text("SHOW autovacuum")).scalar() == "off"
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every):
+            with engine.connect() as conn:
+                conn.execute(text("ANALYZE"))
+
+    thread = threading.Thread(target=run, name="analyze", daemon=True)
+    if off:
+        print(f"PostgreSQL's autovacuum is off: this bench runs ANALYZE every {every:.0f} s")
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if off:
+            thread.join()
+        engine.dispose()

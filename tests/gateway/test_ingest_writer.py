@@ -70,3 +70,29 @@ def test_in_a_flood_the_ack_goes_first_and_the_bags_follow(app, store, monkeypat
     store._apply(1.0)  # the next time slice
     assert applied(app, "hh-calm") == 2
     assert applied(app, "hh-flood") == 50
+
+
+def test_lagging_devices_are_applied_a_bounded_turn_at_a_time_each_in_its_turn(
+    app, store, monkeypatch
+):
+    # Three devices a turn: every turn's queries name few devices, and none waits for more
+    # than the turns of the others ahead of it.
+    monkeypatch.setattr(writer, "APPLY_DEVICES", 3)
+    monkeypatch.setattr(writer, "INLINE_RATE", 10)
+    monkeypatch.setattr(writer, "RATE_WINDOW", 0.05)
+    ids = [f"hh-lag-{i}" for i in range(7)]
+    with db.transaction(app) as session:
+        for device_id in ids:
+            devices.provision(session, device_id, 1000)
+    store.process(parcels("hh-flood", 1, 50))
+    time.sleep(0.06)
+    store.process([m for d in ids for m in parcels(d, 1, 2)])  # seen as a flood: not applied
+    assert store._lagging == set(ids)
+    turns = []
+    while store._lagging:
+        before = set(store._lagging)
+        store._apply(1.0)
+        turns.append(before - store._lagging)
+        assert len(turns) < 10
+    assert turns == [set(ids[:3]), set(ids[3:6]), set(ids[6:])]  # in id order
+    assert all(applied(app, d) == 2 for d in ids)
