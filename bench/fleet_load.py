@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -40,6 +41,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +66,7 @@ BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0  # firmware/net/mqtt_setup.py
 RANGE = 100  # bag numbers per device
 STORE = "S1"  # every device's account links this store
 PUSHED = "LZ000000001CN"  # its parcel the push phase cancels
+METRICS_TOKEN = secrets.token_urlsafe(12)  # the gateway's /metrics, read after the steady part
 KEEPALIVE = 300  # the shipped max_keepalive; a PINGREQ goes out well before it runs out
 
 
@@ -327,6 +330,33 @@ def peak_per_second(times: list[float]) -> int:
     return max(per.values(), default=0)
 
 
+def gateway_figures(gateway: Gateway) -> str:
+    """From the gateway's /metrics (gateway/metrics.py): its own share of the acknowledgement's
+    wait (the histogram of seconds from a message's receipt to the commit of its records), and
+    how many of the records stored are applied to bags."""
+    request = urllib.request.Request(
+        gateway.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read().decode()
+
+    def value(name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", text, re.M)
+        return float(found[1]) if found else 0.0
+
+    total = value("bagscan_ingest_commit_seconds_count")
+    if not total:
+        return "no messages"
+    bucket = 'bagscan_ingest_commit_seconds_bucket{le="%s"}'
+    shares = ", ".join(
+        f"{value(re.escape(bucket % le)) / total:.1%} within {le * 1000:.0f} ms"
+        for le in (0.025, 0.05, 0.1)
+    )
+    stored = value("bagscan_ingest_records_stored_total")
+    applied = value("bagscan_ingest_records_applied_total")
+    return f"receipt -> commit {shares}; {applied:,.0f} of {stored:,.0f} stored records applied"
+
+
 async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str]) -> None:
     gateway_pids = [gateway.proc.pid]
     await asyncio.sleep(5)  # the gateway's store process has started and settled
@@ -367,6 +397,7 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
         f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms",
         flush=True,
     )
+    print(f"  the gateway: {gateway_figures(gateway)}", flush=True)
 
     fleet.connects.clear()
     fleet.pacing = False
@@ -440,7 +471,7 @@ def main() -> None:
             tmp / "gw",
             mqtt_url=f"mqtt://{acl.GATEWAY_USER}:{gateway_password}@127.0.0.1:{broker.gateway_port}",
             db_url=db_url,
-            extra_env={"BAGSCAN_LOG_LEVEL": "WARNING"},
+            extra_env={"BAGSCAN_LOG_LEVEL": "WARNING", "BAGSCAN_METRICS_TOKEN": METRICS_TOKEN},
         ).start()
         try:
             asyncio.run(run(args, broker, gateway, credentials))

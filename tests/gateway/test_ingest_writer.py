@@ -96,3 +96,15 @@ def test_lagging_devices_are_applied_a_bounded_turn_at_a_time_each_in_its_turn(
         assert len(turns) < 10
     assert turns == [set(ids[:3]), set(ids[3:6]), set(ids[6:])]  # in id order
     assert all(applied(app, d) == 2 for d in ids)
+
+
+def test_a_batch_from_many_devices_is_acknowledged_first_and_applied_in_turns(app, store):
+    ids = [f"hh-many-{i:02d}" for i in range(writer.INLINE_DEVICES + 1)]
+    with db.transaction(app) as session:
+        for device_id in ids:
+            devices.provision(session, device_id, 1000)
+    acks = store.process([m for d in ids for m in parcels(d, 1, 1)])
+    assert acks == dict.fromkeys(ids, 1)
+    assert store._lagging == set(ids) and all(applied(app, d) == 0 for d in ids)
+    store._apply(1.0)  # the next time slice
+    assert all(applied(app, d) == 1 for d in ids)
