@@ -25,7 +25,7 @@ TRIAL_CONFIRMED = "trial_confirmed"  # the new version booted, reached the gatew
 HASH_MISMATCH = "hash_mismatch"  # refused: the fetched file is not the offered one
 BAD_SIGNATURE = "bad_signature"  # refused: not signed by the key the handheld carries
 ROLLED_BACK = "rolled_back"  # the new version did not confirm within 3 boots: dropped
-NO_ROMFS = "no_romfs"  # refused: flashed without a ROMFS partition to write it to
+NO_ROMFS = "no_romfs"  # refused: no ROMFS partition that holds its image
 EVENTS = (
     READY,
     TRIAL_STARTING,

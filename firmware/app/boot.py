@@ -185,9 +185,13 @@ def apply(sync, msg):
     path = __import__("__main__").__file__[:-7]
     if version == sync.firmware_version or read_or(path + _TRIAL) is not None:
         return  # running it, or on trial: the gateway's confirmation comes first
+    # The release's image (after its two header lines) must fit the ROMFS partition: main.py
+    # writes it there. A board without one has no rom_ioctl or gets an error code.
     try:
-        vfs.rom_ioctl(2, 0)[0]  # pyright: ignore[reportAttributeAccessIssue] - the partition
-    except (AttributeError, TypeError):  # no rom_ioctl, or an error code: no partition
+        room = len(vfs.rom_ioctl(2, 0))  # pyright: ignore[reportAttributeAccessIssue]
+    except (AttributeError, TypeError):
+        room = 0
+    if msg["size"] - len(_MAGIC) - len(version) - 1 > room:
         report(sync, {"fw": version, "status": _NO_ROMFS})
         return
     name = read_or(path + _FAILED)
