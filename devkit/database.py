@@ -48,7 +48,11 @@ def analyzed(url: str, every: float = 15.0):
 
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        off = conn.execute(text("SHOW autovacuum")).scalar() == "off"
+        on = conn.execute(text("SHOW autovacuum")).scalar() == "on"
+    if on:
+        engine.dispose()
+        yield
+        return
     stop = threading.Event()
 
     def run() -> None:
@@ -56,14 +60,12 @@ def analyzed(url: str, every: float = 15.0):
             with engine.connect() as conn:
                 conn.execute(text("ANALYZE"))
 
+    print(f"PostgreSQL's autovacuum is off: this bench runs ANALYZE every {every:.0f} s")
     thread = threading.Thread(target=run, name="analyze", daemon=True)
-    if off:
-        print(f"PostgreSQL's autovacuum is off: this bench runs ANALYZE every {every:.0f} s")
-        thread.start()
+    thread.start()
     try:
         yield
     finally:
         stop.set()
-        if off:
-            thread.join()
+        thread.join()
         engine.dispose()

@@ -2,8 +2,8 @@
 
 A release file is the ROMFS image of the bundle tools/flash builds, packed as protocol/ota.py
 describes (its version first), followed by the 256-byte RSA-2048 PKCS#1 v1.5 signature of the
-packed bytes' SHA-256. The bundle carries the public modulus as `release.pub` (hex), the key the handheld
-checks the next release with. The private key lives at a path the operator chooses, never in
+packed bytes' SHA-256. The image carries the public modulus as `release.pub` (hex), the key
+the handheld checks the next release with. The private key lives at a path the operator chooses, never in
 the repository: tools/release makes it and signs with it.
 """
 

@@ -118,9 +118,11 @@ class CorruptChunks(WatchRequests):
         self.client.publish(self.topic, head + bytes([data[0] ^ 0xFF]) + data[1:], 0)
 
 
-def slot_version(slot: Path) -> str:
-    """The version of a release file in a slot (its second line, protocol/ota.py)."""
-    return slot.read_bytes().split(b"\n", 2)[1].decode()
+def unpacked(packed: bytes) -> tuple[str, bytes]:
+    """(version, ROMFS image) of a release's packed part, which is what a slot holds
+    (protocol/ota.py MAGIC)."""
+    _magic, version, image = packed.split(b"\n", 2)
+    return version.decode(), image
 
 
 def partition_holds(code_root: Path, image: bytes) -> bool:
@@ -130,10 +132,8 @@ def partition_holds(code_root: Path, image: bytes) -> bool:
 
 
 def release_image(release_file: Path) -> bytes:
-    """The ROMFS image in a release file (or a slot: the same layout without the signature)."""
-    data = release_file.read_bytes()
-    end = data.index(b"\n", len(ota.MAGIC)) + 1
-    return data[end : len(data) - (ota.KEY_BYTES if release_file.suffix == ".release" else 0)]
+    """The ROMFS image in a release file."""
+    return unpacked(ota.split_release(release_file.read_bytes())[1])[1]
 
 
 # Each test has a broker and a gateway of its own: one device id serves them all.
@@ -261,7 +261,8 @@ def test_a_release_that_crashes_at_boot_is_rolled_back_by_the_handheld(
     assert not (sim.code_root / "ota" / "trial.slot").exists()
     # The partition holds the flashed image again, written back from its copy.
     assert (sim.code_root / "ota" / "rom.slot").read_text() == "ota/flashed"
-    assert partition_holds(sim.code_root, release_image(sim.code_root / "ota" / "flashed"))
+    flashed = unpacked((sim.code_root / "ota" / "flashed").read_bytes())[1]
+    assert partition_holds(sim.code_root, flashed)
     rolled = wait_update(gateway, DEVICE, settled("rolled_back", OLD))
     assert rolled["running"] == OLD
     bag_closed(ctl, 3)
@@ -344,7 +345,7 @@ def test_no_switch_while_a_bag_is_open_nor_after_a_power_cut_until_it_is_closed(
         assert ready.seen.wait(60)  # fetched, checked, in its slot: waits for the bag
         assert sim.proc is not None and sim.proc.poll() is None
         sim.kill()  # the power cut between the check and the switch
-        assert slot_version(sim.code_root / "ota" / "release-a") == NEW
+        assert unpacked((sim.code_root / "ota" / "release-a").read_bytes())[0] == NEW
         assert not (sim.code_root / "ota" / "trial.slot").exists()
         ctl = sim.start_through_resets()  # the old version, its open bag rebuilt
         assert ctl.state()["bag_count"] == 1
