@@ -7,12 +7,14 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    after this commit. Sequence numbers never repeat on a device (the journal keeps its last
    seq across boots and compaction), so (device, seq) is at least as strict as
    (device, boot, seq) and lets one index decide "seen before?".
-2. `apply()` hands stored records to the bag registry strictly in sequence order, a run of
-   up to RUN records at a time under one savepoint (`registry.batch`), with one registry
-   prefetch for the next records of every device of the call. If anything in the run raises, the savepoint is rolled back and the
-   run applied again one record per savepoint, as before batching: a record the registry
-   cannot apply is then quarantined (logged, listed in the device's status and skipped),
-   so one bad record never blocks a device forever, and the others apply as if alone.
+2. `apply()` hands stored records to the bag registry, each device's strictly in sequence
+   order: the next records of every device of the call (up to RUN in all) are read ahead,
+   prefetched for the registry at once and applied under one savepoint and one
+   `registry.batch` (memberships written, late bags replayed once). If anything raises, the
+   savepoint is rolled back and the devices applied one by one, a run of up to RUN records
+   per savepoint, then one record per savepoint: a record the registry cannot apply is then
+   quarantined (logged, listed in the device's status and skipped), so one bad record never
+   blocks a device forever, and the others apply as if alone.
 
 At a steady load records are applied in the transaction that stores them, for up to a
 few ms, so an acknowledged record is usually on the admin page already; a flood (a device back after days
@@ -283,19 +285,23 @@ class Ledger:
             query = query.where(Device.id.in_(list(device_ids)))
         return list(session.scalars(query))
 
-    def apply(self, session: Session, device_ids: Iterable[str], until: float = 0) -> int:
+    def apply(
+        self, session: Session, device_ids: Iterable[str], until: float = 0, read_ahead: int = RUN
+    ) -> int:
         """Apply each device's stored records that follow its applied_seq, in order.
 
         until: stop at this time.monotonic() (0: no limit), so acknowledgements never wait
-        long. The caller commits.
+        long. read_ahead: records read ahead and prefetched for all devices at once, about
+        what the time allows (a prefetch for records the time then cuts off is lost). The
+        caller commits.
         """
         started = time.monotonic()
         ids = sorted(set(device_ids))
-        ahead, complete = self._ahead(session, ids)
+        ahead, complete = self._ahead(session, ids, read_ahead)
         # One Batch for every device's runs, prefetched for all their next records at once:
         # a prefetch costs ~2 ms of queries however short the run, and at a steady load each
         # device has a record or two waiting (docs/benchmarks.md).
-        shared = registry.Batch(session, None)
+        shared = registry.Batch(session)
         shared.prefetch(r.body for rows in ahead.values() for r in rows)
         if until:  # the budget is for applying; reading ahead does not count against it
             until += time.monotonic() - started
@@ -314,7 +320,7 @@ class Ledger:
             while True:
                 # Read before the lock: another gateway may have applied some since.
                 rows = [r for r in ahead.pop(device_id, ()) if r.seq > applied]
-                more = not rows or len(rows) == RUN  # what ahead held may not be all
+                more = not rows or device_id not in complete  # what ahead held may not be all
                 if not rows:
                     rows = session.execute(
                         select(*_APPLY_COLUMNS)
@@ -346,11 +352,12 @@ class Ledger:
         until: float,
         shared: registry.Batch,
     ) -> tuple[int, set[str]]:
-        """Apply the read-ahead runs of many devices under one lock query and one savepoint.
+        """Apply the read-ahead runs of many devices under one lock query, one savepoint and
+        one registry Batch (one write of the memberships, one replay of late bags).
 
-        At a steady load most devices have a record or two waiting; a savepoint, a lock query
-        and a flush of applied_seq per device cost more than applying them (issue 20: ~1 ms a
-        device). Returns the records applied and the devices left to apply one by one: those
+        At a steady load most devices have a record or two waiting; a savepoint, a lock query,
+        a flush of applied_seq and a write of the memberships per device cost more than
+        applying them (issue 20: ~1 ms a device). Returns the records applied and the devices left to apply one by one: those
         past the time budget, and all of them if anything in the runs raised (the one-by-one
         path then finds and quarantines the record that fails).
         """
@@ -370,13 +377,12 @@ class Ledger:
                 settled.discard(device.id)
         taken: list[tuple[Device, list]] = []
         try:
-            with session.begin_nested():
+            with session.begin_nested(), registry.batch(session, shared, ()):
                 for device, run in runs:
                     if until and taken and time.monotonic() > until:
                         break
-                    with registry.batch(session, device, run, shared):
-                        for record in run:
-                            registry.apply(session, device, record)
+                    for record in run:
+                        registry.apply(session, device, record)
                     taken.append((device, run))
         except (OperationalError, DBAPIError) as err:
             if isinstance(err, OperationalError) or err.connection_invalidated:
@@ -393,10 +399,12 @@ class Ledger:
         done = settled | {device.id for device, _ in taken}
         return sum(len(run) for _, run in taken), set(device_ids) - done
 
-    def _ahead(self, session: Session, device_ids: list[str]) -> tuple[dict[str, list], list]:
-        """The devices' next stored records, up to RUN in all, by device; and the devices
+    def _ahead(
+        self, session: Session, device_ids: list[str], limit: int
+    ) -> tuple[dict[str, list], list]:
+        """The devices' next stored records, up to `limit` in all, by device; and the devices
         whose every stored record that follows is among them (all but the last listed when
-        RUN cut the list short)."""
+        the limit cut the list short)."""
         ahead: dict[str, list] = {}
         if not device_ids:
             return ahead, []
@@ -405,12 +413,12 @@ class Ledger:
             .join(Device, Device.id == Record.device_id)
             .where(Device.id.in_(device_ids), Record.seq > Device.applied_seq)
             .order_by(Record.device_id, Record.seq)
-            .limit(RUN)
+            .limit(limit)
         ).all()
         for row in rows:
             ahead.setdefault(row.device_id, []).append(row)
         complete = list(ahead)
-        if len(rows) == RUN:
+        if len(rows) == limit:
             complete.pop()
         return ahead, complete
 
@@ -420,7 +428,7 @@ class Ledger:
         """Apply records in order until `until` (at least one); returns how many."""
         tried = 0
         try:
-            with session.begin_nested(), registry.batch(session, device, run, shared):
+            with session.begin_nested(), registry.batch(session, shared, run):
                 for record in run:
                     tried += 1
                     registry.apply(session, device, record)

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Bag, BagParcel, Device, Parcel, Record, Store
+from gateway.models import Bag, BagParcel, Parcel, Record, Store
 
 # What the registry reads of a parcel, as a plain row: ORM objects cost more to build than the
 # rest of applying a record.
@@ -52,12 +52,11 @@ def _groups(values: Iterable) -> Iterator[list]:
 
 
 class Batch:
-    """Runs of records inside one transaction, one device's run at a time (`device`); the
-    caller calls flush() at the end of each run."""
+    """Runs of records inside one transaction, of one device or of many; the caller calls
+    flush() at the end."""
 
-    def __init__(self, session: Session, device: Device | None):
+    def __init__(self, session: Session):
         self.session = session
-        self.device = device
         self.folding = False  # True in a replay (gateway/ingest/replay.py)
         self.dirty: dict[str, str] = {}  # bag_no -> why it must be replayed
         self.applied: dict[str, int] = {}  # device id -> highest seq applied in this Batch
@@ -96,6 +95,8 @@ class Batch:
             trk = rec.get("trk")
             if isinstance(trk, str):
                 trks.add(trk)
+        if bag_nos <= self._bags.keys() and trks <= self._holders.keys() & self._parcels.keys():
+            return  # loaded already (the ledger prefetched the runs of every device it applies)
         session = self.session
         # The member and parcel rows below are read as plain rows on the session's connection:
         # through the ORM each row cost several times as much, and these reads are most of the

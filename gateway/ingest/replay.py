@@ -101,7 +101,7 @@ def replay(
     before = _snapshot(session, bags, received, events, handovers)
     _empty(session, bags, ids, nos, received, handovers)
 
-    run = Batch(session, None)
+    run = Batch(session)
     run.folding = True
     run.unborn(bags)
     run.prefetch(r.body for r in records)
@@ -112,7 +112,6 @@ def replay(
             device = devices[item.device_id]
             if item.kind not in registry.ROLE_KINDS.get(device.role, ()):
                 continue  # refused by role when it came (DEVICE_ROLE), never applied
-            run.device = device
             registry.apply_in(registry.Context(session, device, item, item.occurred_at, run))
         elif kind == "event":
             why = registry.apply_event(session, run, item)

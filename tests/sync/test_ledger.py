@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from devkit.wire_device import record
 from gateway import create_app, db
@@ -160,6 +160,41 @@ def test_a_run_that_fails_spoils_no_other_devices_run(app, monkeypatch, failing)
     for device_id, trks in members.items():
         kept = (2, 4, 5) if device_id == failing else (2, 3, 4, 5)
         assert trks == [trk(device_id[-1], s) for s in kept]
+
+
+def test_the_runs_of_many_devices_write_their_memberships_at_once(app):
+    """At a steady load each device has a record or two waiting: one apply of many devices
+    writes every bag's new members in one statement, not a statement (and a flush) per device
+    (issue 20), and each bag gets its own device's parcels."""
+    ids = [f"hh-{n}" for n in range(1, 7)]
+    with db.transaction(app) as session:
+        for device_id in ids[1:]:
+            devices.provision(session, device_id, 100)
+    with db.sessions(app)() as session:
+        bags = {d: wire.bag_number(session.get(Device, d).bag_range_lo) for d in ids}
+    recs = {
+        d: [record(1, "bag_open", bag=bag), record(2, bag=bag, trk=f"LZ{d[-1]}0000001CN")]
+        for d, bag in bags.items()
+    }
+    inserts = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.startswith("INSERT INTO bag_parcels"):
+            inserts.append(statement)
+
+    engine = app.extensions["bagscan.engine"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with db.transaction(app) as session:
+            Ledger().store(session, recs, {}, T0)
+            assert Ledger().apply(session, ids) == 12
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    with db.sessions(app)() as session:
+        for device_id, bag_no in bags.items():
+            bag = session.scalars(select(Bag).where(Bag.bag_no == bag_no)).one()
+            assert [p.tracking_no for p in bag.parcels] == [f"LZ{device_id[-1]}0000001CN"]
 
 
 def test_a_handheld_behind_on_its_config_is_timed_from_its_first_status_while_online(app):
