@@ -234,12 +234,15 @@ class ConfigFeed:
         for record_id, device_id, kind, body, account_id in rows:
             self._records_seen.add(record_id)
             self._record_mark = max(self._record_mark, record_id)
-            others = [d for d in sellers.get(account_id, ()) if d != device_id]
             if kind in ("parcel", "parcel_remove"):
                 p = parcels.get(body["trk"])
                 if p is None:  # unknown to the gateway too: nothing to tell
                     continue
                 status = config_schema.BAGGED if kind == "parcel" else p.status
+                # The account's other handhelds, listed only for a parcel they are told of:
+                # listed for every record, an account of 3,000 handhelds cost the ingest
+                # process 13 % of its time at 1,000 records/s (issue 20, bench/fleet_load.py).
+                others = [d for d in sellers.get(account_id, ()) if d != device_id]
                 put(
                     others,
                     "parcels",
