@@ -15,7 +15,8 @@ and gives the broker the same; the count it needs is printed first.
   1. connect: every device connects (CONNECT with its login, SUBSCRIBE to its ack topic),
      at most --connect-rate new connections a second; seconds until all are in.
   2. steady: --rate records/s from random devices, one record per message (QoS 1), for
-     --seconds; publish -> the gateway's acknowledgement (after its commit), p50 and p99.
+     --seconds; publish -> the gateway's acknowledgement (after its commit), p50 and p99;
+     the share of a core the store process, the gateway's MQTT side and the broker used.
   3. broker restart: Mosquitto is stopped and started again; the devices reconnect as the
      firmware does (firmware/net/mqtt.py: from 0.5 s doubling to 30 s, equal jitter); the
      most connects in any one second, and seconds until all are back.
@@ -280,6 +281,16 @@ def rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
+def cpu_seconds(gateway_pid: int, broker_pid: int) -> dict[str, float]:
+    """Processor seconds (user and system) so far of the gateway's store process
+    (gateway/ingest/writer.py), its MQTT side and the broker."""
+    procs = {"MQTT side": psutil.Process(gateway_pid), "broker": psutil.Process(broker_pid)}
+    for child in procs["MQTT side"].children():
+        if "gateway.ingest.writer" in child.cmdline():
+            procs["store process"] = child
+    return {name: sum(proc.cpu_times()[:2]) for name, proc in procs.items()}
+
+
 def provision(db_url: str, n: int) -> dict[str, str]:
     """n seller devices of one account in the database, each with a password of its own
     (stored as the gateway stores it, a Mosquitto hash: gateway/services/devices.py), in one
@@ -380,6 +391,7 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
     )
 
     start, sent, missed = time.monotonic(), 0, 0
+    cpu_before = cpu_seconds(gateway.proc.pid, broker.proc.pid)
     rng = random.Random(1)
     while time.monotonic() - start < args.seconds:
         due = int((time.monotonic() - start) * args.rate)
@@ -388,6 +400,8 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
                 missed += 1
             sent += 1
         await asyncio.sleep(0.005)
+    cpu = cpu_seconds(gateway.proc.pid, broker.proc.pid)
+    busy = {name: (cpu[name] - cpu_before[name]) / (time.monotonic() - start) for name in cpu}
     await asyncio.sleep(5)  # the last acknowledgements
     lat = sorted(fleet.latencies)
     unacked = sum(len(h.sent) for h in fleet.handhelds)
@@ -398,6 +412,11 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
         flush=True,
     )
     print(f"  the gateway: {gateway_figures(gateway)}", flush=True)
+    print(
+        "  processor time, share of a core: "
+        + ", ".join(f"{name} {share:.0%}" for name, share in sorted(busy.items())),
+        flush=True,
+    )
 
     fleet.connects.clear()
     fleet.pacing = False
