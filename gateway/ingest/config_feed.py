@@ -240,8 +240,9 @@ class ConfigFeed:
                     continue
                 status = config_schema.BAGGED if kind == "parcel" else p.status
                 # The account's other handhelds, listed only for a parcel they are told of:
-                # listed for every record, an account of 3,000 handhelds cost the ingest
-                # process 13 % of its time at 1,000 records/s (issue 20, bench/fleet_load.py).
+                # listed for every record, an account of 3,000 handhelds cost the gateway's
+                # MQTT-side process 13 % of its time at 1,000 records/s (issue 20,
+                # bench/fleet_load.py).
                 others = [d for d in sellers.get(account_id, ()) if d != device_id]
                 put(
                     others,

@@ -17,9 +17,9 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    blocks a device forever, and the others apply as if alone.
 
 At a steady load records are applied in the transaction that stores them, for up to a
-few ms, so an acknowledged record is usually on the admin page already; a flood (a device back after days
-offline, a fleet reconnecting) is stored and acknowledged at full speed and applied right
-behind it (gateway/ingest/writer.py decides which).
+few ms, so an acknowledged record is usually on the admin page already; a flood (a device
+back after days offline, a fleet reconnecting) is stored and acknowledged at full speed and
+applied right behind it (gateway/ingest/writer.py decides which).
 """
 
 import json
@@ -357,9 +357,9 @@ class Ledger:
 
         At a steady load most devices have a record or two waiting; a savepoint, a lock query,
         a flush of applied_seq and a write of the memberships per device cost more than
-        applying them (issue 20: ~1 ms a device). Returns the records applied and the devices left to apply one by one: those
-        past the time budget, and all of them if anything in the runs raised (the one-by-one
-        path then finds and quarantines the record that fails).
+        applying them (issue 20: ~1 ms a device). Returns the records applied and the devices
+        left to apply one by one: those past the time budget, and all of them if anything in
+        the runs raised (the one-by-one path then finds and quarantines the record that fails).
         """
         if not device_ids:
             return 0, set()
