@@ -43,10 +43,10 @@ BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
 # goes first and applying gets time slices.
 INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
 RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
-# Seconds of applying before a batch's commit and ack. Applying a device's run has a fixed
-# cost (savepoints and flushes: ~1 ms), so a batch touching many devices is not applied
-# whole: at a steady 1,000 records/s from 20 devices that made the median publish -> ack
-# 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
+# Seconds of applying before a batch's commit and ack. A batch touching many devices is not
+# applied whole: when each device's run still cost ~1 ms of savepoints and flushes (before
+# they shared one registry Batch), 1,000 records/s from 20 devices made the median
+# publish -> ack 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
 INLINE_APPLY = 0.005
 # Devices in a batch up to which it is applied before its ack. Applying costs per device (the
 # lock, the read-ahead, the registry's prefetch), and with a batch of one record from each
