@@ -10,7 +10,7 @@ import time
 import pytest
 
 from devkit import ROOT, gateway_api
-from devkit.demo import scenario_for
+from devkit.demo import GATEWAY_LOG, scenario_for
 from devkit.fleet.scenario import plan
 from devkit.ports import free_port
 
@@ -71,6 +71,8 @@ def test_demo_makes_bags_and_exits_cleanly():
     reader.join(5)
     demo.stdout.close()
     text = "".join(output)
+    # pytest shortens a long assertion message; what is printed shows in full on a failure.
+    print(text, "---- " + str(GATEWAY_LOG), GATEWAY_LOG.read_text(errors="replace"), sep="\n")
     assert f"http://127.0.0.1:{port}/" in text
     assert re.search(r"login: admin / \S+", text)
     assert "the gateway agrees with the scenario" in text
