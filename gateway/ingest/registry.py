@@ -163,6 +163,8 @@ class Context:
         record_disagreement(
             self.session, bag, code, message, self.at, self.device.id, self.record.id, trk, bag_no
         )
+        if bag is None and bag_no is not None:
+            self.batch.kept_unplaced(bag_no)  # its bag's opening replays this record
 
 
 _BATCH = "bagscan.registry.batch"  # session.info key of the current run's Batch
@@ -489,7 +491,7 @@ def _open_bag(ctx: Context, bag_no: str) -> Bag:
     ctx.session.flush()
     ctx.batch.opened(bag)
     touch(bag, ctx.key)
-    if not ctx.batch.folding and _waiting_records(ctx.session, bag_no):
+    if not ctx.batch.folding and ctx.batch.named_before(bag_no):
         ctx.batch.mark_dirty(bag, f"bag {bag_no} opened after records that name it")
     serial = wire.bag_serial(bag_no)
     if serial is None or not device.bag_range_lo <= serial <= device.bag_range_hi:
@@ -519,18 +521,6 @@ def _own(ctx: Context, bag: Bag) -> None:
         raise Refusal(
             BAG_OF_OTHER_DEVICE, f"bag {bag.bag_no} was opened on device {bag.device_id}", bag
         )
-
-
-def _waiting_records(session: Session, bag_no: str) -> bool:
-    """Whether records applied before the bag existed name it (kept as UNKNOWN_BAG)."""
-    return (
-        session.scalar(
-            select(Disagreement.id)
-            .where(Disagreement.bag_no == bag_no, Disagreement.bag_id.is_(None))
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def _known_bag(ctx: Context, bag_no: str) -> Bag:

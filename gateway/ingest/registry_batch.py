@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Bag, BagParcel, Parcel, Record, Store
+from gateway.models import Bag, BagParcel, Disagreement, Parcel, Record, Store
 
 # What the registry reads of a parcel, as a plain row: ORM objects cost more to build than the
 # rest of applying a record.
@@ -43,6 +43,15 @@ _IN_GROUP = 2000  # values per IN (...): well below SQLite's 32,766 bound parame
 # it). Lateness must still see that claim: a record of another bag naming the parcel, older
 # than the removal, changes what that bag held and was told (IN_OTHER_BAG).
 _TAKEN_OUT = "~taken_out"
+
+
+def _unplaced(bag_nos: list[str]):
+    """The numbers among `bag_nos` that disagreements without a bag name."""
+    return (
+        select(Disagreement.bag_no)
+        .where(Disagreement.bag_no.in_(bag_nos), Disagreement.bag_id.is_(None))
+        .distinct()
+    )
 
 
 def _groups(values: Iterable) -> Iterator[list]:
@@ -76,6 +85,9 @@ class Batch:
         # _TAKEN_OUT}, oldest first: the bags that claim or claimed it
         self._holders: dict[str, dict[int, str | None]] = {}
         self._linked: dict[int, set[str]] = {}
+        # bag_no -> whether records applied before the bag existed name it (kept as
+        # UNKNOWN_BAG disagreements without a bag): its opening then replays them
+        self._named_before: dict[str, bool] = {}
         self._pending: dict[tuple[int, str], dict] = {}  # BagParcel rows not yet inserted
         self._touched: dict[int, Bag] = {}
 
@@ -110,6 +122,14 @@ class Batch:
                 self._bags[bag.bag_no] = bag
         for bag_no in missing:
             self._bags.setdefault(bag_no, None)
+        # A bag the runs may open: one query for all, not one for each as it opens (at a
+        # fleet's steady load every handheld opens a bag now and then; issue 20).
+        unknown = [b for b in missing if self._bags[b] is None]
+        for bag_no in unknown:
+            self._named_before[bag_no] = False
+        for group in _groups(unknown):
+            for bag_no in conn.execute(_unplaced(group)).scalars():
+                self._named_before[bag_no] = True
         self._write()
         unloaded = [
             b.id for b in self._bags.values() if b is not None and b.id not in self._members
@@ -210,6 +230,17 @@ class Batch:
 
     def is_unborn(self, bag: Bag) -> bool:
         return bag.bag_no in self._unborn
+
+    def named_before(self, bag_no: str) -> bool:
+        """Whether records applied before the bag existed name it (kept as UNKNOWN_BAG)."""
+        if bag_no not in self._named_before:
+            found = self.session.execute(_unplaced([bag_no]).limit(1)).first()
+            self._named_before[bag_no] = found is not None
+        return self._named_before[bag_no]
+
+    def kept_unplaced(self, bag_no: str) -> None:
+        """A disagreement without a bag names `bag_no` (a record of a bag not known yet)."""
+        self._named_before[bag_no] = True
 
     def mark_dirty(self, bag: Bag, why: str) -> None:
         """A record came late for this bag: replay it when the run ends."""

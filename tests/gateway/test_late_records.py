@@ -8,6 +8,7 @@ from test_registry import T0, bag_and_close, codes, load_bag
 
 from gateway import db
 from gateway.domain import lifecycle, online_time
+from gateway.ingest.ledger import Ledger
 from gateway.models import Bag, Disagreement, Parcel, Revision, Weighing
 from gateway.services import bags, parcels
 from gateway.web.auth import ensure_user
@@ -97,6 +98,37 @@ def test_a_record_of_a_bag_not_yet_known_is_kept_and_applied_when_the_bag_arrive
         assert session.scalars(select(Bag).where(Bag.bag_no == bag_no)).first() is None
     assert _unknown(app, bag_no) == ["UNKNOWN_BAG"]
     bag_and_close(world.seller, bag_no, world.parcels[:1])
+    bag = load_bag(app, bag_no)
+    assert bag.status == lifecycle.PICKED_UP and bag.picked_up_at == T0 + timedelta(hours=1)
+    assert _unknown(app, bag_no) == []
+
+
+def test_a_bag_opened_in_the_transaction_that_kept_a_record_of_it_applies_that_record(
+    app, world, handheld
+):
+    """The ledger applies many devices' records in one transaction and one registry Batch,
+    devices in id order: the courier's pickup of a bag not yet known is kept, then the
+    seller's records open the bag, which replays the pickup."""
+    handheld("hh-courier", account_id=world.account_id, role="seller")
+    bag_no = world.seller.bag(0)
+
+    def body(seq, kind, at, **fields):
+        return {"s": seq, "b": 1, "t": seq, "w": int(at.timestamp()), "q": 1, "k": kind, **fields}
+
+    trk = world.parcels[0]
+    records = {
+        "hh-courier": [body(1, "pickup", T0 + timedelta(hours=1), bag=bag_no, drv="D042")],
+        world.seller.id: [
+            body(1, "bag_open", T0, bag=bag_no),
+            body(2, "parcel", T0 + timedelta(seconds=1), bag=bag_no, trk=trk),
+            body(
+                3, "bag_close", T0 + timedelta(minutes=2), bag=bag_no, n=1, g=900, dims=[60, 40, 30]
+            ),
+        ],
+    }
+    with db.transaction(app) as session:
+        Ledger().store(session, records, {}, T0 + timedelta(hours=2))
+        assert Ledger().apply(session, records) == 4
     bag = load_bag(app, bag_no)
     assert bag.status == lifecycle.PICKED_UP and bag.picked_up_at == T0 + timedelta(hours=1)
     assert _unknown(app, bag_no) == []
