@@ -488,8 +488,7 @@ def _open_bag(ctx: Context, bag_no: str) -> Bag:
             actor=ctx.actor,
         )
     )
-    ctx.session.flush()
-    ctx.batch.opened(bag)
+    ctx.batch.opened(bag)  # written with the Batch's next flush, with the run's other changes
     touch(bag, ctx.key)
     if not ctx.batch.folding and ctx.batch.named_before(bag_no):
         ctx.batch.mark_dirty(bag, f"bag {bag_no} opened after records that name it")
@@ -502,6 +501,13 @@ def _open_bag(ctx: Context, bag_no: str) -> Bag:
             bag,
         )
     return bag
+
+
+def _bag_id(session: Session, bag: Bag) -> int:
+    """The bag's id: a bag opened in this run has one once it is flushed."""
+    if bag.id is None:
+        session.flush()
+    return bag.id
 
 
 def _bagging_bag(ctx: Context, bag_no: str) -> Bag:
@@ -740,7 +746,7 @@ def _scan(ctx: Context, bag: Bag, kind: str, driver_id: str, reason: str | None 
     """The driver's scan as the handheld recorded it: kept whatever the status makes of it."""
     ctx.session.add(
         Scan(
-            bag_id=bag.id,
+            bag_id=_bag_id(ctx.session, bag),
             device_id=ctx.device.id,
             record_id=ctx.record.id,
             kind=kind,
@@ -1005,7 +1011,7 @@ def _weighing(
 ) -> None:
     ctx.session.add(
         Weighing(
-            bag_id=bag.id,
+            bag_id=_bag_id(ctx.session, bag),
             device_id=ctx.device.id,
             record_id=ctx.record.id,
             kind=kind,

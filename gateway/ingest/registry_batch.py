@@ -54,6 +54,16 @@ def _unplaced(bag_nos: list[str]):
     )
 
 
+def _claims_of(trks: list[str]):
+    """(tracking number, bag_no, held-out code) of the parcels' memberships, oldest first."""
+    return (
+        select(BagParcel.tracking_no, Bag.bag_no, BagParcel.held_out)
+        .join(Bag, Bag.id == BagParcel.bag_id)
+        .where(BagParcel.tracking_no.in_(trks))
+        .order_by(BagParcel.id)
+    )
+
+
 def _groups(values: Iterable) -> Iterator[list]:
     values = list(values)
     for start in range(0, len(values), _IN_GROUP):
@@ -75,21 +85,26 @@ class Batch:
     def forget(self) -> None:
         """Drop everything loaded and pending: after a savepoint rolled a run back, the dicts
         may hold changes the database no longer has."""
+        # Keyed by bag number, not id: a bag opened in this Batch gets its id at the next
+        # flush, and a flush for each bag opened cost the store process 14 % at a fleet's
+        # steady load (issue 20).
         self._bags: dict[str, Bag | None] = {}  # bag_no -> bag, None: not in the database
-        # bag id -> its members' tracking numbers in the order they were put in (BagParcel.id)
-        self._members: dict[int, dict[str, None]] = {}
-        self._held: dict[int, dict[str, str]] = {}  # bag id -> held-out tracking no -> code
-        self._hubs: dict[int, Counter] = {}  # bag id -> hubs of its members that are imported
+        self._rows: dict[str, Bag] = {}  # other bags loaded: those that claim a parcel
+        # bag_no -> its members' tracking numbers in the order they were put in (BagParcel.id)
+        self._members: dict[str, dict[str, None]] = {}
+        self._held: dict[str, dict[str, str]] = {}  # bag_no -> held-out tracking no -> code
+        self._hubs: dict[str, Counter] = {}  # bag_no -> hubs of its members that are imported
         self._parcels: dict[str, Row | None] = {}  # rows of _PARCEL_COLUMNS
-        # tracking number -> {id of a bag it was put into: held-out code, None (a member) or
-        # _TAKEN_OUT}, oldest first: the bags that claim or claimed it
-        self._holders: dict[str, dict[int, str | None]] = {}
+        # tracking number -> {number of a bag it was put into: held-out code, None (a member)
+        # or _TAKEN_OUT}, oldest first: the bags that claim or claimed it
+        self._holders: dict[str, dict[str, str | None]] = {}
         self._linked: dict[int, set[str]] = {}
         # bag_no -> whether records applied before the bag existed name it (kept as
         # UNKNOWN_BAG disagreements without a bag): its opening then replays them
         self._named_before: dict[str, bool] = {}
-        self._pending: dict[tuple[int, str], dict] = {}  # BagParcel rows not yet inserted
-        self._touched: dict[int, Bag] = {}
+        # (bag_no, tracking no) -> the bag and its BagParcel row, inserted at the next _write
+        self._pending: dict[tuple[str, str], tuple[Bag, dict]] = {}
+        self._touched: dict[str, Bag] = {}
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -131,12 +146,15 @@ class Batch:
             for bag_no in conn.execute(_unplaced(group)).scalars():
                 self._named_before[bag_no] = True
         self._write()
-        unloaded = [
-            b.id for b in self._bags.values() if b is not None and b.id not in self._members
-        ]
-        for bag_id in unloaded:
-            self._members[bag_id] = {}
-            self._held[bag_id] = {}
+        # In the database, so with an id: a bag opened in this Batch has its members loaded.
+        unloaded = {
+            b.id: b.bag_no
+            for b in self._bags.values()
+            if b is not None and b.bag_no not in self._members
+        }
+        for bag_no in unloaded.values():
+            self._members[bag_no] = {}
+            self._held[bag_no] = {}
         for group in _groups(unloaded):
             rows = conn.execute(
                 select(BagParcel.bag_id, BagParcel.tracking_no, BagParcel.held_out)
@@ -145,28 +163,23 @@ class Batch:
             )
             for bag_id, trk, held in rows:
                 if held is None:
-                    self._members[bag_id][trk] = None
+                    self._members[unloaded[bag_id]][trk] = None
                 else:
-                    self._held[bag_id][trk] = held
+                    self._held[unloaded[bag_id]][trk] = held
         new_trks = trks - self._holders.keys()
         for trk in new_trks:
             self._holders[trk] = {}
-        holder_ids: set[int] = set()
+        holders: set[str] = set()
         for group in _groups(new_trks):
-            rows = conn.execute(
-                select(BagParcel.tracking_no, BagParcel.bag_id, BagParcel.held_out)
-                .where(BagParcel.tracking_no.in_(group))
-                .order_by(BagParcel.id)
-            )
-            for trk, bag_id, held in rows:
-                self._holders[trk][bag_id] = held
-                holder_ids.add(bag_id)
-            for trk, bag_id in self._taken_out(group):
-                self._holders[trk].setdefault(bag_id, _TAKEN_OUT)
-                holder_ids.add(bag_id)
-        known = {b.id for b in self._bags.values() if b is not None}
-        for group in _groups(holder_ids - known):
-            list(session.scalars(select(Bag).where(Bag.id.in_(group))))  # into the identity map
+            for trk, bag_no, held in conn.execute(_claims_of(group)):
+                self._holders[trk][bag_no] = held
+                holders.add(bag_no)
+            for trk, bag_no in self._taken_out(group):
+                self._holders[trk].setdefault(bag_no, _TAKEN_OUT)
+                holders.add(bag_no)
+        for group in _groups(holders - self._bags.keys() - self._rows.keys()):
+            for bag in session.scalars(select(Bag).where(Bag.bag_no.in_(group))):
+                self._rows[bag.bag_no] = bag
         self._load_parcels(trks)
         self._load_hubs(unloaded)
 
@@ -181,11 +194,12 @@ class Batch:
         for trk in missing:
             self._parcels.setdefault(trk, None)
 
-    def _load_hubs(self, bag_ids: list[int]) -> None:
-        """Count the hubs of the bags' imported members (counted in SQL: bags are large)."""
-        for bag_id in bag_ids:
-            self._hubs[bag_id] = Counter()
-        for group in _groups(bag_ids):
+    def _load_hubs(self, bags: dict[int, str]) -> None:
+        """Count the hubs of the bags' (id -> bag_no) imported members (counted in SQL: bags
+        are large)."""
+        for bag_no in bags.values():
+            self._hubs[bag_no] = Counter()
+        for group in _groups(bags):
             rows = self.session.connection().execute(
                 select(BagParcel.bag_id, Parcel.hub, func.count())
                 .join(Parcel, Parcel.tracking_no == BagParcel.tracking_no)
@@ -193,7 +207,7 @@ class Batch:
                 .group_by(BagParcel.bag_id, Parcel.hub)
             )
             for bag_id, hub, n in rows:
-                self._hubs[bag_id][hub] = n
+                self._hubs[bags[bag_id]][hub] = n
 
     # ---- questions ----------------------------------------------------------------------
 
@@ -208,21 +222,21 @@ class Batch:
         return self._bags[bag_no]
 
     def opened(self, bag: Bag) -> None:
-        """A bag just created (and flushed): it has no members yet."""
+        """A bag just created (its id comes with the next flush): it has no members yet."""
         self._unborn.pop(bag.bag_no, None)
         self._bags[bag.bag_no] = bag
-        self._members[bag.id] = {}
-        self._held[bag.id] = {}
-        self._hubs[bag.id] = Counter()
+        self._members[bag.bag_no] = {}
+        self._held[bag.bag_no] = {}
+        self._hubs[bag.bag_no] = Counter()
 
     def unborn(self, bags: Iterable[Bag]) -> None:
         """Replayed bags, emptied: `bag()` says None until `reborn()` opens them again."""
         for bag in bags:
             self._unborn[bag.bag_no] = bag
             self._bags[bag.bag_no] = bag
-            self._members[bag.id] = {}
-            self._held[bag.id] = {}
-            self._hubs[bag.id] = Counter()
+            self._members[bag.bag_no] = {}
+            self._held[bag.bag_no] = {}
+            self._hubs[bag.bag_no] = Counter()
 
     def reborn(self, bag_no: str) -> Bag | None:
         """The row of a replayed bag the fold now opens again, or None."""
@@ -248,27 +262,27 @@ class Batch:
 
     def members(self, bag: Bag) -> dict[str, None]:
         """The bag's tracking numbers in the order they went in (a dict used as an ordered set)."""
-        if bag.id not in self._members:
+        if bag.bag_no not in self._members:
             self._write()
             rows = self.session.execute(
                 select(BagParcel.tracking_no, BagParcel.held_out)
                 .where(BagParcel.bag_id == bag.id)
                 .order_by(BagParcel.id)
             ).all()
-            self._members[bag.id] = {trk: None for trk, held in rows if held is None}
-            self._held[bag.id] = {trk: held for trk, held in rows if held is not None}
-            self._load_hubs([bag.id])
-        return self._members[bag.id]
+            self._members[bag.bag_no] = {trk: None for trk, held in rows if held is None}
+            self._held[bag.bag_no] = {trk: held for trk, held in rows if held is not None}
+            self._load_hubs({bag.id: bag.bag_no})
+        return self._members[bag.bag_no]
 
     def held_out(self, bag: Bag) -> dict[str, str]:
         """The parcels held out of the bag, with the code each was refused with."""
         self.members(bag)
-        return self._held[bag.id]
+        return self._held[bag.bag_no]
 
     def hubs(self, bag: Bag) -> set[str]:
         """The hubs of the bag's members that are imported parcels."""
         self.members(bag)
-        return {hub for hub, n in self._hubs[bag.id].items() if n > 0}
+        return {hub for hub, n in self._hubs[bag.bag_no].items() if n > 0}
 
     def parcel(self, trk: str) -> Row | None:
         """The imported parcel (tracking_no, seller_id, status, hub, sea_big_item,
@@ -279,36 +293,40 @@ class Batch:
             ).first()
         return self._parcels[trk]
 
-    def _taken_out(self, trks: list[str]) -> Iterator[tuple[str, int]]:
-        """(tracking number, bag id) of every bag whose records name one of the parcels."""
+    def _taken_out(self, trks: list[str]) -> Iterator[tuple[str, str]]:
+        """(tracking number, bag_no) of every bag whose records name one of the parcels."""
         yield from self.session.execute(
-            select(Record.tracking_no, Bag.id)
+            select(Record.tracking_no, Bag.bag_no)
             .join(Bag, Bag.bag_no == Record.bag_no)
             .where(Record.tracking_no.in_(trks))
             .distinct()
         ).tuples()
 
-    def _claims(self, trk: str) -> dict[int, str | None]:
+    def _claims(self, trk: str) -> dict[str, str | None]:
         if trk not in self._holders:
             self._write()
-            rows = self.session.execute(
-                select(BagParcel.bag_id, BagParcel.held_out)
-                .where(BagParcel.tracking_no == trk)
-                .order_by(BagParcel.id)
-            )
-            self._holders[trk] = dict(rows.tuples())
-            for _trk, bag_id in self._taken_out([trk]):
-                self._holders[trk].setdefault(bag_id, _TAKEN_OUT)
+            rows = self.session.execute(_claims_of([trk]))
+            self._holders[trk] = {bag_no: held for _trk, bag_no, held in rows}
+            for _trk, bag_no in self._taken_out([trk]):
+                self._holders[trk].setdefault(bag_no, _TAKEN_OUT)
         return self._holders[trk]
+
+    def _row(self, bag_no: str) -> Bag:
+        """The row of a bag that claims a parcel (a replayed bag too, unborn or not)."""
+        bag = self._bags.get(bag_no) or self._rows.get(bag_no)
+        if bag is None:
+            bag = self.session.scalars(select(Bag).where(Bag.bag_no == bag_no)).one()
+            self._rows[bag_no] = bag
+        return bag
 
     def holder(self, trk: str) -> Bag | None:
         """The bag the parcel was last put into as a member (bag_of_parcel)."""
-        ids = [bag_id for bag_id, held in self._claims(trk).items() if held is None]
-        return self.session.get(Bag, ids[-1]) if ids else None
+        nos = [bag_no for bag_no, held in self._claims(trk).items() if held is None]
+        return self._row(nos[-1]) if nos else None
 
     def claims(self, trk: str) -> list[Bag]:
         """Every bag the parcel was put into, as a member or held out, or taken out again."""
-        return [self.session.get(Bag, bag_id) for bag_id in self._claims(trk)]
+        return [self._row(bag_no) for bag_no in self._claims(trk)]
 
     def linked_sellers(self, account_id: int) -> set[str]:
         if account_id not in self._linked:
@@ -325,19 +343,15 @@ class Batch:
             self.members(bag)[trk] = None
             parcel = self.parcel(trk)
             if parcel is not None:
-                self._hubs[bag.id][parcel.hub] += 1
+                self._hubs[bag.bag_no][parcel.hub] += 1
         else:
             self.held_out(bag)[trk] = held_out
         if trk in self._holders:
-            self._holders[trk].pop(bag.id, None)  # put in again: the latest claim comes last
-            self._holders[trk][bag.id] = held_out
-        self._pending[(bag.id, trk)] = {
-            "bag_id": bag.id,
-            "tracking_no": trk,
-            "added_at": at,
-            "held_out": held_out,
-        }
-        self._touched[bag.id] = bag
+            self._holders[trk].pop(bag.bag_no, None)  # put in again: the latest claim comes last
+            self._holders[trk][bag.bag_no] = held_out
+        row = {"tracking_no": trk, "added_at": at, "held_out": held_out}
+        self._pending[(bag.bag_no, trk)] = (bag, row)
+        self._touched[bag.bag_no] = bag
 
     def remove_member(self, bag: Bag, trk: str) -> None:
         """Take the parcel out of the bag: a member or a held-out one."""
@@ -346,17 +360,18 @@ class Batch:
             del members[trk]
             parcel = self.parcel(trk)
             if parcel is not None:
-                self._hubs[bag.id][parcel.hub] -= 1
+                self._hubs[bag.bag_no][parcel.hub] -= 1
         else:
-            del self._held[bag.id][trk]
+            del self._held[bag.bag_no][trk]
         if trk in self._holders:
-            self._holders[trk][bag.id] = _TAKEN_OUT
-        if self._pending.pop((bag.id, trk), None) is None:
+            self._holders[trk][bag.bag_no] = _TAKEN_OUT
+        # Not pending: written, so its bag has an id.
+        if self._pending.pop((bag.bag_no, trk), None) is None:
             self.session.execute(
                 delete(BagParcel).where(BagParcel.bag_id == bag.id, BagParcel.tracking_no == trk),
                 execution_options={"synchronize_session": False},
             )
-        self._touched[bag.id] = bag
+        self._touched[bag.bag_no] = bag
 
     def flush(self) -> None:
         """Write the pending memberships; a loaded `bag.parcels` is reloaded on next use."""
@@ -369,6 +384,8 @@ class Batch:
 
     def _write(self) -> None:
         if self._pending:
-            rows = list(self._pending.values())
+            if any(bag.id is None for bag, _row in self._pending.values()):
+                self.session.flush()  # the bags opened since get their ids
+            rows = [{"bag_id": bag.id, **row} for bag, row in self._pending.values()]
             self._pending.clear()
             self.session.execute(BagParcel.__table__.insert(), rows)
