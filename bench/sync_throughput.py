@@ -238,7 +238,7 @@ def latency(args, tmp: Path) -> float:
         print(
             f"  applied to bags after its acknowledgement: {len(behind)} records, "
             f"p99 {behind[int(len(behind) * 0.99) - 1]:.1f} ms, max {behind[-1]:.1f} ms "
-            "(0: applied before the commit; sampled every 5 ms)"
+            "(sampled every 5 ms; 0: applied before the ack reached the device)"
         )
     print(
         "  gateway processor time: "

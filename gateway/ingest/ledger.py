@@ -16,10 +16,9 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    quarantined (logged, listed in the device's status and skipped), so one bad record never
    blocks a device forever, and the others apply as if alone.
 
-At a steady load records are applied in the transaction that stores them, for up to a
-few ms, so an acknowledged record is usually on the admin page already; a flood (a device
-back after days offline, a fleet reconnecting) is stored and acknowledged at full speed and
-applied right behind it (gateway/ingest/writer.py decides which).
+Records are applied right behind their acknowledgement, in the store process's time slices
+(gateway/ingest/writer.py): a flood (a device back after days offline, a fleet reconnecting)
+is stored and acknowledged at full speed and never waits for the bag registry.
 """
 
 import json

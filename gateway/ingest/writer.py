@@ -6,8 +6,8 @@ batches are stored in one transaction, and each batch is answered with the ackno
 per device only after the commit. The MQTT side sends nothing for a batch before its answer,
 so a crash here before the commit makes the broker and the device send it again. Garbage is
 logged and counted, never stored and never fatal. Stored records are applied to the bag
-registry in each device's order (gateway/ingest/ledger.py): at a steady load mostly in the batch's
-own transaction, under a flood right behind the acknowledgements.
+registry in each device's order (gateway/ingest/ledger.py), right behind the acknowledgements:
+in time slices between batches, all of the time once messages pause.
 
 A process of its own, so that storing does not share one interpreter lock with paho's network
 thread: with both in one process the gateway reached about 0.6 of the rate a bare paho
@@ -35,25 +35,15 @@ from protocol import wire, wire_schema
 log = logging.getLogger("gateway.ingest.writer")  # also when run as __main__
 
 BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
-# Applying to the bag registry costs about 80 us a record in runs (bench/registry_apply.py),
-# four times the cost of storing it. Up to a fleet's steady load each batch is applied
-# before its commit (for up to INLINE_APPLY), so what was acknowledged is usually on the
-# admin page already. Above it (a fleet reconnecting, backlogs draining) applying inline
-# would take a whole core from storing and, on one box, from the broker: the acknowledgement
-# goes first and applying gets time slices.
-INLINE_RATE = 2_000  # records/s arriving, up to which batches are applied before their ack
+# Records are acknowledged once stored and applied in the next time slice, never in the
+# storing transaction: applying a batch before its ack (as up to issue 20) held every ack
+# behind it and saved no processor time. 1,000 records/s from 40 devices (SQLite): publish ->
+# ack p99 101.5 ms with and 67.0 ms without, applied p99 7.5 and 36.9 ms after the ack, the
+# store process at 88 and 60 % of a core (docs/benchmarks.md, "Sync").
+# Applying costs about four times as much a record as storing (bench/registry_apply.py): in a
+# flood (a fleet reconnecting, backlogs draining) it gets a smaller share of the time.
+FLOOD_RATE = 2_000  # records/s arriving above which applying gets APPLY_SHARE_FLOODED
 RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
-# Seconds of applying before a batch's commit and ack. A batch touching many devices is not
-# applied whole: when each device's run still cost ~1 ms of savepoints and flushes (before
-# they shared one registry Batch), 1,000 records/s from 20 devices made the median
-# publish -> ack 100 ms (docs/benchmarks.md). What is left waits for the next time slice.
-INLINE_APPLY = 0.005
-# Devices in a batch up to which it is applied before its ack. Applying costs per device (the
-# lock, the read-ahead, the registry's prefetch), and with a batch of one record from each
-# of many devices (a fleet of thousands, each scanning now and then) applying inline only
-# delayed the acknowledgements: 3,000 devices at 1,000 records/s, p99 155 ms with and 108 ms
-# without, and as many records applied 35 s in (12,292 and 12,415 of 29,998; docs/benchmarks.md).
-INLINE_DEVICES = 20
 APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
 # Shares of the time applying gets while messages flow, for devices that lag: at a steady
 # load half (~6,000 records/s: bags that fell behind a flood catch up while the fleet keeps
@@ -123,7 +113,7 @@ class Store:
         self._topics: dict[str, tuple[str, str]] = {}
         self._flowing_at = 0.0  # when the last batch was answered
         self._window = (0.0, 0)  # (start, records) of the arriving rate's window
-        self._flooded = False  # more than INLINE_RATE arrived in the last full window
+        self._flooded = False  # more than FLOOD_RATE arrived in the last full window
         self._apply_at = 0.0  # while messages flow: when applying may run next
         self._refused_by = ""  # why the database refused the last batch it refused
         self._quarantined_counted = 0  # ledger.quarantined as last counted in the metrics
@@ -314,21 +304,10 @@ class Store:
             try:
                 with db.transaction(self.app) as session:
                     acks = self.ledger.store(session, records, statuses, now)
-                    # A device whose bags are up to date gets this batch applied before its
-                    # ack (what it acknowledged is on the admin page) unless records flood
-                    # in; one that lags waits for its turn, in order.
-                    caught_up = set(records) - self._lagging
-                    applied = 0
-                    if caught_up and not self._flooded and len(records) <= INLINE_DEVICES:
-                        until = time.monotonic() + INLINE_APPLY
-                        applied = self.ledger.apply(session, caught_up, until=until)
-                        caught_up = self._still_behind(session, caught_up)
-                self._lagging |= caught_up
+                self._lagging |= set(records)  # applied in the next time slice
                 self.stats["records"] += count
                 metrics.RECORDS_RECEIVED.inc(count)
                 metrics.RECORDS_STORED.inc(self.ledger.last_stored)
-                metrics.RECORDS_APPLIED.inc(applied)
-                self._count_quarantined()
                 return acks
             except OperationalError:
                 self.ledger.forget()
@@ -347,7 +326,7 @@ class Store:
         if now - start < RATE_WINDOW:
             self._window = (start, seen + records)
         else:
-            self._flooded = seen > INLINE_RATE * (now - start)
+            self._flooded = seen > FLOOD_RATE * (now - start)
             self._window = (now, records)
 
     def _apply(self, seconds: float, read_ahead: int = RUN) -> None:

@@ -29,11 +29,17 @@ def message(*records: dict) -> writer.Message:
 
 
 @pytest.fixture
-def store(app, monkeypatch):
-    monkeypatch.setattr(writer, "INLINE_APPLY", 30.0)
+def store(app):
     with db.transaction(app) as session:
         devices.provision(session, "hh-1", 1000)
     return writer.Store(app, os.getppid())
+
+
+def sync(store: writer.Store, messages: list[writer.Message]) -> dict[str, int]:
+    """Store the messages (the acknowledgements) and apply them, as the next time slice does."""
+    acks = store.process(messages)
+    store._apply(1.0)
+    return acks
 
 
 def device(app) -> Device:
@@ -52,7 +58,7 @@ def test_a_record_the_database_cannot_store_is_quarantined_between_good_ones(
     good, bad, after = rec(1, k="bag_open"), rec(2, b=2**64), rec(3)
     del good["trk"]
     msgs = [message(good, bad, after)] if together else [message(r) for r in (good, bad, after)]
-    assert store.process(msgs) == {"hh-1": 3}
+    assert sync(store, msgs) == {"hh-1": 3}
     dev = device(app)
     assert dev.applied_seq == 3
     assert devices.quarantined(dev) == [2]
@@ -64,7 +70,7 @@ def test_a_record_the_database_cannot_store_is_quarantined_between_good_ones(
         assert str(2**64) in kept.body["raw"]
         assert session.scalars(select(BagParcel.tracking_no)).all() == ["LZ000000003CN"]
     # The device goes on: its next record is stored, acknowledged and applied.
-    assert store.process([message(rec(4))]) == {"hh-1": 4}
+    assert sync(store, [message(rec(4))]) == {"hh-1": 4}
     assert device(app).applied_seq == 4
 
 
@@ -83,7 +89,7 @@ def test_a_wall_time_far_from_the_gateway_clock_is_flagged_not_trusted(app, stor
     before = datetime.now(UTC)
     far = rec(1, k="bag_open", w=2**32 - 1)  # synced, says 2106
     del far["trk"]
-    assert store.process([message(far, rec(2))]) == {"hh-1": 2}
+    assert sync(store, [message(far, rec(2))]) == {"hh-1": 2}
     with db.sessions(app)() as session:
         records = session.scalars(select(Record).order_by(Record.seq)).all()
         assert [r.clock_ok for r in records] == [False, True]
