@@ -437,13 +437,18 @@ def in_time_order(day: dict, run: Run):
         yield source, minute, kind, fields
 
 
-@settings(settings.get_profile(PROFILE))
-@given(day=days(), seed=st.integers(0, 2**32 - 1))
-def test_any_arrival_order_ends_in_the_state_of_the_time_ordered_run(app, world, day, seed):
+def time_ordered_state(app, world, day: dict) -> dict:
+    """The state the day ends in with its events applied one by one in time order."""
     reference = Run(app, world)
     for event in in_time_order(day, reference):
         reference.apply(*event)
-    expected = reference.state()
+    return reference.state()
+
+
+@settings(settings.get_profile(PROFILE))
+@given(day=days(), seed=st.integers(0, 2**32 - 1))
+def test_any_arrival_order_ends_in_the_state_of_the_time_ordered_run(app, world, day, seed):
+    expected = time_ordered_state(app, world, day)
     rng = random.Random(seed)
     for _ in range(INTERLEAVINGS):
         run = Run(app, world)
@@ -460,10 +465,7 @@ def test_the_ledger_applying_stored_chunks_of_any_order_ends_in_the_same_state(
     """As the ingest applies: an interleaving is stored, and every few records the ledger
     applies all that is waiting, of every device, in one transaction and one registry Batch
     (late bags replayed once, after all the devices' runs; issue 20)."""
-    reference = Run(app, world)
-    for event in in_time_order(day, reference):
-        reference.apply(*event)
-    expected = reference.state()
+    expected = time_ordered_state(app, world, day)
     rng = random.Random(seed)
     for _ in range(INTERLEAVINGS):
         run = Run(app, world)
