@@ -195,8 +195,9 @@ def fingerprint(app) -> tuple[str, dict]:
                 ).encode()
             )
         dis = session.execute(
-            select(Disagreement.code, Disagreement.tracking_no, Disagreement.message, Bag.bag_no)
-            .outerjoin(Bag, Bag.id == Disagreement.bag_id)
+            select(
+                Disagreement.code, Disagreement.tracking_no, Disagreement.message, Bag.bag_no
+            ).outerjoin(Bag, Bag.id == Disagreement.bag_id)
         ).all()
         # By content, not by id: a replay writes its bags' disagreements again, so their
         # ids follow where the time budget cut the transactions.
