@@ -281,14 +281,10 @@ def rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
-def cpu_seconds(gateway_pid: int, broker_pid: int) -> dict[str, float]:
-    """Processor seconds (user and system) so far of the gateway's store process
-    (gateway/ingest/writer.py), its MQTT side and the broker."""
-    procs = {"MQTT side": psutil.Process(gateway_pid), "broker": psutil.Process(broker_pid)}
-    for child in procs["MQTT side"].children():
-        if "gateway.ingest.writer" in child.cmdline():
-            procs["store process"] = child
-    return {name: sum(proc.cpu_times()[:2]) for name, proc in procs.items()}
+def cpu_seconds(gateway: Gateway, broker: Broker) -> dict[str, float]:
+    """Processor seconds so far of the gateway's two processes and the broker."""
+    broker_seconds = sum(psutil.Process(broker.proc.pid).cpu_times()[:2])
+    return {**gateway.cpu_seconds(), "broker": broker_seconds}
 
 
 def provision(db_url: str, n: int) -> dict[str, str]:
@@ -391,7 +387,7 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
     )
 
     start, sent, missed = time.monotonic(), 0, 0
-    cpu_before = cpu_seconds(gateway.proc.pid, broker.proc.pid)
+    cpu_before = cpu_seconds(gateway, broker)
     rng = random.Random(1)
     while time.monotonic() - start < args.seconds:
         due = int((time.monotonic() - start) * args.rate)
@@ -400,7 +396,7 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
                 missed += 1
             sent += 1
         await asyncio.sleep(0.005)
-    cpu = cpu_seconds(gateway.proc.pid, broker.proc.pid)
+    cpu = cpu_seconds(gateway, broker)
     busy = {name: (cpu[name] - cpu_before[name]) / (time.monotonic() - start) for name in cpu}
     await asyncio.sleep(5)  # the last acknowledgements
     lat = sorted(fleet.latencies)

@@ -127,17 +127,6 @@ def _count(db: str) -> int:
         return conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
 
-def _cpu_seconds(pid: int) -> dict[str, float]:
-    """Processor seconds used so far by a gateway and each of its child processes."""
-    main = psutil.Process(pid)
-    used = {}
-    for proc in [main, *main.children(recursive=True)]:
-        times = proc.cpu_times()
-        name = "writer" if "gateway.ingest.writer" in " ".join(proc.cmdline()) else "mqtt side"
-        used[name] = used.get(name, 0.0) + times.user + times.system
-    return used
-
-
 def end_to_end(args, tmp: Path) -> tuple[float, float]:
     broker, gw = _stack(tmp)
     db = gw.db_url.removeprefix("sqlite:///")
@@ -146,7 +135,7 @@ def end_to_end(args, tmp: Path) -> tuple[float, float]:
         assert gw.api("POST", "/api/devices", {"device_id": device_id})[0] == 201
     total = len(ids) * args.records_per_device
     go, ps = _run_publishers(broker.port, ids, args.records_per_device, args.per_message)
-    cpu_before = _cpu_seconds(gw.proc.pid)
+    cpu_before = gw.cpu_seconds()
     start = time.monotonic()
     go.set()
     n = 0
@@ -156,7 +145,7 @@ def end_to_end(args, tmp: Path) -> tuple[float, float]:
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - start
-    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds(gw.proc.pid).items()}
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in gw.cpu_seconds().items()}
     for p in ps:
         p.join()
     with sqlite3.connect(db) as conn:
@@ -200,7 +189,7 @@ def latency(args, tmp: Path) -> float:
         target=_watch_applied, args=(gw.db_url.removeprefix("sqlite:///"), applied_at, watching)
     )
     watcher.start()
-    cpu_before = _cpu_seconds(gw.proc.pid)
+    cpu_before = gw.cpu_seconds()
     start = time.monotonic()
     for tick in range(seconds * 100):  # every 10 ms, 10 records over the 20 devices
         for k in range(10):
@@ -212,7 +201,7 @@ def latency(args, tmp: Path) -> float:
     time.sleep(1.0)  # the last records applied
     watching.set()
     watcher.join()
-    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds(gw.proc.pid).items()}
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in gw.cpu_seconds().items()}
     lat = []
     behind = []  # ms from a record's acknowledgement (after its commit) until it was applied
     for dev in devs:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from devkit import gateway_api
 from devkit.ports import free_port, wait_port
 
@@ -53,6 +55,17 @@ class Gateway:
             except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
                 self.proc.kill()
                 self.proc.wait(20)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """Processor seconds (user and system) used so far by the gateway's MQTT side and its
+        store process (gateway/ingest/writer.py), for the benches' shares of a core."""
+        main = psutil.Process(self.proc.pid)
+        used: dict[str, float] = {}
+        for proc in [main, *main.children(recursive=True)]:
+            store = "gateway.ingest.writer" in " ".join(proc.cmdline())
+            name = "store process" if store else "MQTT side"
+            used[name] = used.get(name, 0.0) + sum(proc.cpu_times()[:2])
+        return used
 
     def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         return gateway_api.call(self.url, self.token, method, path, body, timeout=10)
