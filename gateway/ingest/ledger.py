@@ -16,9 +16,12 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    quarantined (logged, listed in the device's status and skipped), so one bad record never
    blocks a device forever, and the others apply as if alone.
 
-Records are applied right behind their acknowledgement, in the store process's time slices
-(gateway/ingest/writer.py): a flood (a device back after days offline, a fleet reconnecting)
-is stored and acknowledged at full speed and never waits for the bag registry.
+Records are applied right behind their acknowledgement, by the applier thread beside storing
+(gateway/ingest/applier.py): a flood (a device back after days offline, a fleet reconnecting)
+is stored and acknowledged at full speed and never waits for the bag registry. Storing locks
+the rows of its devices (their status, last_seen); applying reads them without a lock and
+writes applied_seq at the end of its transaction only where no one moved it meanwhile
+(`Overtaken` otherwise), so the two never hold each other up for longer than a commit.
 """
 
 import json
@@ -27,11 +30,12 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import logs
 from gateway.ingest import registry
@@ -61,6 +65,12 @@ _ANCHORS_KEPT = 4  # boots whose clock anchor we remember
 RUN = 200
 # What the registry reads of a record, loaded as plain rows (cheaper than Record objects).
 _APPLY_COLUMNS = (Record.id, Record.seq, Record.kind, Record.body, Record.occurred_at)
+
+
+class Overtaken(Exception):
+    """Another instance applied some of these devices' records since this transaction read
+    them (a partition handing its devices over): the caller rolls the transaction back and
+    applies again from the new applied_seq. Nothing is applied twice."""
 
 
 def ticks_diff(a: int, b: int) -> int:
@@ -292,7 +302,7 @@ class Ledger:
         until: stop at this time.monotonic() (0: no limit), so acknowledgements never wait
         long. read_ahead: records read ahead and prefetched for all devices at once, about
         what the time allows (a prefetch for records the time then cuts off is lost). The
-        caller commits.
+        caller commits, or rolls back on Overtaken.
         """
         started = time.monotonic()
         ids = sorted(set(device_ids))
@@ -304,20 +314,18 @@ class Ledger:
         shared.prefetch(r.body for rows in ahead.values() for r in rows)
         if until:  # the budget is for applying; reading ahead does not count against it
             until += time.monotonic() - started
-        done, rest = self._apply_together(session, complete, ahead, until, shared)
+        moved: dict[str, tuple[Device, int, int]] = {}  # device id: (device, read, applied)
+        done, rest = self._apply_together(session, complete, ahead, until, shared, moved)
         for device_id in (d for d in ids if d in rest or d not in complete):
             # At least one record per call, whatever the prefetch took: under load it can
             # take the whole budget, and a call that applies nothing would be repeated forever.
             if until and done and time.monotonic() > until:
                 break
-            device = session.execute(
-                select(Device).where(Device.id == device_id).with_for_update()
-            ).scalar_one_or_none()
+            device = session.get(Device, device_id)
             if device is None:
                 continue
             applied = device.applied_seq
             while True:
-                # Read before the lock: another gateway may have applied some since.
                 rows = [r for r in ahead.pop(device_id, ()) if r.seq > applied]
                 more = not rows or device_id not in complete  # what ahead held may not be all
                 if not rows:
@@ -339,8 +347,8 @@ class Ledger:
                 if until and time.monotonic() > until:
                     break
             if applied != device.applied_seq:
-                device.applied_seq = applied
-                session.flush()
+                moved[device_id] = (device, device.applied_seq, applied)
+        _settle(session, moved)
         return done
 
     def _apply_together(
@@ -350,6 +358,7 @@ class Ledger:
         ahead: dict[str, list],
         until: float,
         shared: registry.Batch,
+        moved: dict[str, tuple[Device, int, int]],
     ) -> tuple[int, set[str]]:
         """Apply the read-ahead runs of many devices under one lock query, one savepoint and
         one registry Batch (one write of the memberships, one replay of late bags).
@@ -359,11 +368,12 @@ class Ledger:
         applying them (issue 20: ~1 ms a device). Returns the records applied and the devices
         left to apply one by one: those past the time budget, and all of them if anything in
         the runs raised (the one-by-one path then finds and quarantines the record that fails).
+        The devices applied go into `moved`.
         """
         if not device_ids:
             return 0, set()
         devices = session.scalars(
-            select(Device).where(Device.id.in_(device_ids)).order_by(Device.id).with_for_update()
+            select(Device).where(Device.id.in_(device_ids)).order_by(Device.id)
         ).all()
         runs = []
         settled = set(device_ids)  # nothing to apply: applied by another instance, or a gap
@@ -392,9 +402,8 @@ class Ledger:
             shared.forget()
             return 0, set(device_ids)
         for device, run in taken:
-            device.applied_seq = run[-1].seq
+            moved[device.id] = (device, device.applied_seq, run[-1].seq)
             ahead.pop(device.id, None)
-        session.flush()  # every device's applied_seq in one flush
         done = settled | {device.id for device, _ in taken}
         return sum(len(run) for _, run in taken), set(device_ids) - done
 
@@ -457,15 +466,19 @@ class Ledger:
             if isinstance(err, OperationalError) or err.connection_invalidated:
                 raise  # the database is away or locked: retry the batch later
             savepoint.rollback()
-            self._quarantine(device, record, err)
+            self._quarantine(session, device, record, err)
         except Exception as err:  # noqa: BLE001 - any registry failure must not block the device
             savepoint.rollback()
-            self._quarantine(device, record, err)
+            self._quarantine(session, device, record, err)
 
-    def _quarantine(self, device: Device, record: Record, err: Exception) -> None:
-        self._note_quarantine(device, record.seq, record.kind, f"{type(err).__name__}: {err}")
+    def _quarantine(self, session: Session, device: Device, record: Record, err: Exception) -> None:
+        status = registry.lock_status(session, device)
+        error = f"{type(err).__name__}: {err}"
+        self._note_quarantine(device, status, record.seq, record.kind, error)
 
-    def _note_quarantine(self, device: Device, seq: int, kind: str, error: str) -> None:
+    def _note_quarantine(
+        self, device: Device, status: dict, seq: int, kind: str, error: str
+    ) -> None:
         self.quarantined += 1
         log.error(
             "device %s record %d (%s) quarantined: %s",
@@ -475,7 +488,6 @@ class Ledger:
             error,
             extra=logs.about(device.id, seq),
         )
-        status = dict(device.status or {})
         seqs = list(status.get("quarantined") or [])
         seqs.append(seq)
         status["quarantined"] = seqs[-QUARANTINE_KEPT:]
@@ -518,8 +530,36 @@ class Ledger:
             [row],
         ).first()
         if stored is not None:  # not stored before (by another gateway)
-            self._note_quarantine(device, seq, str(rec.get("k"))[:20], error)
+            status = dict(device.status or {})  # locked above
+            self._note_quarantine(device, status, seq, str(rec.get("k"))[:20], error)
         return self._advance(session, device_id, self._frontier(session, device), [seq])
+
+
+def _settle(session: Session, moved: dict[str, tuple[Device, int, int]]) -> None:
+    """Write the devices' new applied_seq, or raise Overtaken if another transaction moved one
+    since this one read it. The rows are locked in id order, as storing locks them, and only
+    now: storing a device's next records never waits for its applying (docs/protocol.md)."""
+    if not moved:
+        return
+    ids = sorted(moved)
+    table = Device.__table__
+    locked = session.execute(
+        select(table.c.id, table.c.applied_seq)
+        .where(table.c.id.in_(ids))
+        .order_by(table.c.id)
+        .with_for_update()
+    )
+    now = {device_id: applied for device_id, applied in locked}
+    overtaken = [d for d in ids if now.get(d) != moved[d][1]]
+    if overtaken:
+        raise Overtaken(f"{len(overtaken)} devices applied meanwhile, first {overtaken[0]}")
+    session.execute(
+        table.update()
+        .where(table.c.id.in_(ids))
+        .values(applied_seq=case({d: moved[d][2] for d in ids}, value=table.c.id))
+    )
+    for device, _, applied in moved.values():
+        set_committed_value(device, "applied_seq", applied)  # written above, not by a flush
 
 
 def _contiguous(rows: list, applied: int) -> list:

@@ -281,10 +281,19 @@ def _refuse_role(session: Session, device: Device, record: Record) -> None:
     record_disagreement(
         session, None, DEVICE_ROLE, message, record.occurred_at, device.id, record.id
     )
-    status = dict(device.status or {})
+    status = lock_status(session, device)
     status["refused_count"] = int(status.get("refused_count") or 0) + 1
     status["last_refused"] = {"seq": record.seq, "kind": record.kind, "code": DEVICE_ROLE}
     device.status = status
+
+
+def lock_status(session: Session, device: Device) -> dict:
+    """A copy of the device's status to change, read again under the device's lock: applying
+    reads devices without one while the store process writes their status (the ledger's
+    _settle), and a status written from that read would undo what the store wrote."""
+    session.flush()  # a change this transaction made to it is kept, not read over
+    session.refresh(device, ["status"], with_for_update=True)
+    return dict(device.status or {})
 
 
 def record_disagreement(

@@ -6,15 +6,14 @@ batches are stored in one transaction, and each batch is answered with the ackno
 per device only after the commit. The MQTT side sends nothing for a batch before its answer,
 so a crash here before the commit makes the broker and the device send it again. Garbage is
 logged and counted, never stored and never fatal. Stored records are applied to the bag
-registry in each device's order (gateway/ingest/ledger.py), right behind the acknowledgements:
-in time slices between batches, all of the time once messages pause.
+registry in each device's order right behind the acknowledgements, by the applier's thread
+(gateway/ingest/applier.py).
 
 A process of its own, so that storing does not share one interpreter lock with paho's network
 thread: with both in one process the gateway reached about 0.6 of the rate a bare paho
 subscriber gets from the same broker (docs/benchmarks.md, "Sync").
 """
 
-import bisect
 import logging
 import os
 import signal
@@ -28,50 +27,18 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import clock, create_app, db, logs, metrics
 from gateway.ingest import partition
-from gateway.ingest.ledger import RUN, Ledger
+from gateway.ingest.applier import Applier
+from gateway.ingest.ledger import Ledger
 from gateway.services import devices
 from protocol import wire, wire_schema
 
 log = logging.getLogger("gateway.ingest.writer")  # also when run as __main__
 
 BATCH_MAX = 1000  # messages per transaction, from however many waiting batches
-# Records are acknowledged once stored and applied in the next time slice, never in the
-# storing transaction: applying a batch before its ack (as up to issue 20) held every ack
-# behind it and saved no processor time. 1,000 records/s from 40 devices (SQLite): publish ->
-# ack p99 101.5 ms with and 67.0 ms without, applied p99 7.5 and 36.9 ms after the ack, the
-# store process at 88 and 60 % of a core (docs/benchmarks.md, "Sync").
-# Applying costs about four times as much a record as storing (bench/registry_apply.py): in a
-# flood (a fleet reconnecting, backlogs draining) it gets a smaller share of the time.
-FLOOD_RATE = 2_000  # records/s arriving above which applying gets APPLY_SHARE_FLOODED
-RATE_WINDOW = 0.5  # seconds over which the arriving rate is counted
-APPLY_BUSY = 0.010  # seconds per applying transaction while messages flow
-# Shares of the time applying gets while messages flow, for devices that lag: at a steady
-# load half (~6,000 records/s: bags that fell behind a flood catch up while the fleet keeps
-# scanning); during a flood a tenth (~1,200 records/s), the rest goes to acknowledging it.
-APPLY_SHARE = 0.5
-APPLY_SHARE_FLOODED = 0.1
-QUIET = 0.2  # seconds without a batch: messages have paused, apply flat out
-APPLY_IDLE = 0.020  # seconds per applying transaction then (and look for batches between)
-# Lagging devices per applying transaction, taken in turn. Its queries name every device it is
-# given (read ahead, lock, still behind?): with all of a fleet's lagging devices in one, 3,000
-# of them at a steady 1,000 records/s from random devices, PostgreSQL spent 80 % of a core on
-# those queries and a slice took far longer than its budget, holding up the acknowledgements
-# (docs/benchmarks.md, "A fleet of handhelds"). A busy slice reads ahead APPLY_RECORDS of
-# their records, so a much larger turn only lengthens those queries: 10,000 devices at 1,000
-# records/s, 200 a turn took 6.5 ms to read ahead and 6.9 ms to ask which are still behind,
-# 50 a turn 4.3 and 3.3 ms, and applied 17,091 records in the first 90 s against 13,295.
-APPLY_DEVICES = 50
-# Records read ahead (and prefetched for the registry) per applying transaction while
-# messages flow, about what APPLY_BUSY applies: with the ledger's 200 a slice prefetched the
-# bags and parcels of 200 records, applied 20-40 and took ~50 ms instead of 10 (3,000
-# devices at 1,000 records/s; docs/benchmarks.md). Flat out (APPLY_IDLE) the ledger's own.
-APPLY_RECORDS = 50
 RETRY_WAIT = 1.0  # seconds between attempts when the database is unavailable
 STATS_EVERY = 60.0  # seconds between counter log lines
-# Seconds between looks in the database for devices whose stored records nobody applies: an
-# instance killed after acknowledging a flood leaves such records behind, and in a shared
-# subscription those devices may never send to this instance.
-LAGGING_SCAN = 5.0
+PARENT_CHECK = 0.2  # seconds without a batch between looks whether the MQTT side lives
+SWITCH_INTERVAL = 0.001  # seconds
 TOPICS_KEPT = 20_000  # parsed topics remembered (two per device: events and status)
 _POISON = object()
 
@@ -89,6 +56,9 @@ def main(batches: Connection, answers: Connection) -> None:
     logs.setup()
     # Ctrl-C reaches the whole process group; the MQTT side stops us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Storing waits for the interpreter lock each time a query returns while the applier's
+    # thread runs Python: at most this long instead of the default 5 ms.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     Store(create_app(), os.getppid()).serve(batches, answers)
 
 
@@ -96,72 +66,41 @@ class Store:
     def __init__(self, app: Flask, parent_pid: int):
         self.app = app
         self.parent_pid = parent_pid
-        # Partitioned among instances (gateway/ingest/partition.py): this instance applies
-        # the lagging devices of the buckets it holds, not the others' (they would wait on
-        # each other's device locks); a dead instance's devices are applied by their next
-        # owner. Otherwise every lagging device is ours.
-        self._instance = (
-            partition.instance_name(app.config)
-            if app.config.get("MQTT_SHARE") and app.config.get("MQTT_DISPATCH") == "partition"
-            else None
-        )
         self.stats: Counter[str] = Counter()
         self.ledger = Ledger()
-        self._lagging: set[str] = set()
-        self._apply_after = ""  # the lagging devices after this id are the next to apply
+        self.applier = Applier(
+            app,
+            partition.instance_name(app.config)
+            if app.config.get("MQTT_SHARE") and app.config.get("MQTT_DISPATCH") == "partition"
+            else None,
+        )
         # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
         self._topics: dict[str, tuple[str, str]] = {}
-        self._flowing_at = 0.0  # when the last batch was answered
-        self._window = (0.0, 0)  # (start, records) of the arriving rate's window
-        self._flooded = False  # more than FLOOD_RATE arrived in the last full window
-        self._apply_at = 0.0  # while messages flow: when applying may run next
         self._refused_by = ""  # why the database refused the last batch it refused
         self._quarantined_counted = 0  # ledger.quarantined as last counted in the metrics
 
     def serve(self, batches: Connection, answers: Connection) -> None:
         """Answer batches (batch id, messages) with (batch ids, acks per device) until told
         to stop (None) or the MQTT side is gone."""
-        self._find_lagging()
-        logged_at = scanned_at = time.monotonic()
+        self.applier.start()
+        logged_at = time.monotonic()
         try:
             while True:
-                if batches.poll(self._wait()):
+                if batches.poll(PARENT_CHECK):
                     ids, messages, last = self._take(batches)
                     if ids:
                         answers.send((ids, self.process(messages)))
-                        self._flowing_at = time.monotonic()
                     if last:
                         return
                 else:
                     self._check_parent()
-                if time.monotonic() - scanned_at > LAGGING_SCAN:
-                    scanned_at = time.monotonic()
-                    self._find_lagging()
-                if self._lagging:
-                    self._apply_some()
                 if time.monotonic() - logged_at > STATS_EVERY:
                     logged_at = time.monotonic()
                     log.info("ingest counters: %s", dict(self.stats))
         except (EOFError, BrokenPipeError, Orphaned):
             log.info("ingest process gone; store process stops")
-
-    def _wait(self) -> float:
-        """How long to wait for a batch: until applying is due, if records wait for it."""
-        if not self._lagging:
-            return 0.2
-        return max(0.0, min(0.2, self._apply_at - time.monotonic()))
-
-    def _apply_some(self) -> None:
-        """Applying to bags for the devices that lag: a share of the time while messages flow,
-        so that the acknowledgements (and, on one box, the broker) keep the processor; flat
-        out once they pause."""
-        now = time.monotonic()
-        if now - self._flowing_at > QUIET:
-            self._apply(APPLY_IDLE)
-        elif now >= self._apply_at:
-            self._apply(APPLY_BUSY, APPLY_RECORDS)
-            share = APPLY_SHARE_FLOODED if self._flooded else APPLY_SHARE
-            self._apply_at = time.monotonic() + APPLY_BUSY * (1 - share) / share
+        finally:
+            self.applier.stop()
 
     def _take(self, batches: Connection) -> tuple[list[int], list[Message], bool]:
         """Every batch waiting in the pipe, up to BATCH_MAX messages: under load one
@@ -212,7 +151,7 @@ class Store:
     def _quarantine(self, device_id: str, rec: dict) -> dict[str, int]:
         while True:
             try:
-                with db.transaction(self.app) as session:
+                with self.applier.turns.storing(), db.transaction(self.app) as session:
                     ack = self.ledger.quarantine(
                         session, device_id, rec, self._refused_by, clock.now()
                     )
@@ -298,13 +237,12 @@ class Store:
             else:
                 statuses[device_id] = body
         count = sum(len(r) for r in records.values())
-        self._count_arriving(count)
         while True:
             now = clock.now()
             try:
-                with db.transaction(self.app) as session:
+                with self.applier.turns.storing(), db.transaction(self.app) as session:
                     acks = self.ledger.store(session, records, statuses, now)
-                self._lagging |= set(records)  # applied in the next time slice
+                self.applier.behind(records, count)
                 self.stats["records"] += count
                 metrics.RECORDS_RECEIVED.inc(count)
                 metrics.RECORDS_STORED.inc(self.ledger.last_stored)
@@ -320,56 +258,12 @@ class Store:
                 self._refused_by = f"{type(exc).__name__}: {exc}"
                 return _POISON
 
-    def _count_arriving(self, records: int) -> None:
-        start, seen = self._window
-        now = time.monotonic()
-        if now - start < RATE_WINDOW:
-            self._window = (start, seen + records)
-        else:
-            self._flooded = seen > FLOOD_RATE * (now - start)
-            self._window = (now, records)
-
-    def _apply(self, seconds: float, read_ahead: int = RUN) -> None:
-        turn = self._next_turn()
-        try:
-            with db.transaction(self.app) as session:
-                until = time.monotonic() + seconds
-                applied = self.ledger.apply(session, turn, until=until, read_ahead=read_ahead)
-                self._lagging = self._lagging - turn | self._still_behind(session, turn)
-            metrics.RECORDS_APPLIED.inc(applied)
-            self._count_quarantined()
-        except Exception:  # noqa: BLE001 - retried on the next round
-            log.exception("applying records failed; retrying")
-            time.sleep(RETRY_WAIT)
-
-    def _next_turn(self) -> set[str]:
-        """Up to APPLY_DEVICES lagging devices, in id order from where the last turn ended."""
-        ids = sorted(self._lagging)
-        start = bisect.bisect_right(ids, self._apply_after)
-        turn = (ids[start:] + ids[:start])[:APPLY_DEVICES]
-        self._apply_after = turn[-1] if turn else ""
-        return set(turn)
-
     def _count_quarantined(self) -> None:
         """After a commit: the records the ledger quarantined since the last commit."""
         new = self.ledger.quarantined - self._quarantined_counted
         if new:
             metrics.RECORDS_QUARANTINED.inc(new)
             self._quarantined_counted = self.ledger.quarantined
-
-    def _still_behind(self, session, device_ids: set[str]) -> set[str]:
-        return set(self.ledger.lagging(session, device_ids)) if device_ids else set()
-
-    def _find_lagging(self) -> None:
-        try:
-            with db.transaction(self.app) as session:
-                lagging = self._lagging | set(self.ledger.lagging(session))
-                if self._instance is not None:
-                    held = partition.held_by(session, self._instance)
-                    lagging = {d for d in lagging if partition.bucket_of(d) in held}
-                self._lagging = lagging
-        except Exception:  # noqa: BLE001
-            log.exception("could not look for unapplied records")
 
     def _check_parent(self) -> None:
         """A SIGKILLed MQTT side leaves us orphaned (re-parented): stop rather than retry

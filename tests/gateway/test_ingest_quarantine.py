@@ -36,9 +36,9 @@ def store(app):
 
 
 def sync(store: writer.Store, messages: list[writer.Message]) -> dict[str, int]:
-    """Store the messages (the acknowledgements) and apply them, as the next time slice does."""
+    """Store the messages (the acknowledgements) and apply them, as the applier does next."""
     acks = store.process(messages)
-    store._apply(1.0)
+    store.applier.apply_turn(1.0)
     return acks
 
 

@@ -1,6 +1,6 @@
-"""The store process acknowledges a batch once it is stored and applies it in the next time
-slice, a smaller share of the time in a flood (gateway/ingest/writer.py); either way the ack
-means stored and the bags follow in order."""
+"""The store process acknowledges a batch once it is stored; its applier thread applies it
+right behind, a smaller share of the time in a flood (gateway/ingest/writer.py, applier.py);
+either way the ack means stored and the bags follow in order."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gateway import db
-from gateway.ingest import writer
+from gateway import clock, db
+from gateway.ingest import applier, registry, writer
 from gateway.models import Device
 from gateway.services import devices
 from protocol import wire
@@ -48,34 +48,37 @@ def applied(app, device_id: str) -> int:
         return session.get(Device, device_id).applied_seq
 
 
-def test_a_batch_is_acknowledged_once_stored_and_applied_in_the_next_time_slice(app, store):
+def test_a_batch_is_acknowledged_once_stored_and_applied_by_the_applier_next(app, store):
     acks = store.process(parcels("hh-calm", 1, 3) + parcels("hh-flood", 1, 2))
     assert acks == {"hh-calm": 3, "hh-flood": 2}
-    assert applied(app, "hh-calm") == 0 and store._lagging == {"hh-calm", "hh-flood"}
-    store._apply_some()  # what the store process does once it has sent the answer
+    assert applied(app, "hh-calm") == 0 and store.applier.lagging == {"hh-calm", "hh-flood"}
+    store.applier.step()  # what the applier's thread does beside storing
     assert applied(app, "hh-calm") == 3 and applied(app, "hh-flood") == 2
-    assert not store._lagging
+    assert not store.applier.lagging
 
 
 def test_in_a_flood_applying_gets_the_smaller_share_of_the_time(app, store, monkeypatch):
     # A flood scaled down: more than 10 records/s over a 50 ms window.
-    monkeypatch.setattr(writer, "FLOOD_RATE", 10)
-    monkeypatch.setattr(writer, "RATE_WINDOW", 0.05)
+    monkeypatch.setattr(applier, "FLOOD_RATE", 10)
+    monkeypatch.setattr(applier, "RATE_WINDOW", 0.05)
     store.process(parcels("hh-flood", 1, 50))
-    store._flowing_at = time.monotonic()  # as serve() notes each answer: messages flow
-    store._apply_some()
-    calm = store._apply_at - time.monotonic()  # the next slice: after APPLY_BUSY of storing
+    calm = store.applier.step()  # the pause before its next transaction
     time.sleep(0.06)
     store.process(parcels("hh-calm", 1, 2))  # the window closes: a flood was seen
-    assert store._flooded
-    store._flowing_at = time.monotonic()
-    store._apply_some()
-    flooded = store._apply_at - time.monotonic()  # after 9 x APPLY_BUSY of storing
-    assert calm <= writer.APPLY_BUSY < 5 * writer.APPLY_BUSY < flooded
-    while store._lagging:
-        store._apply(1.0)
+    flooded = store.applier.step()
+    assert calm <= applier.APPLY_BUSY < 5 * applier.APPLY_BUSY < flooded
+    while store.applier.lagging:
+        store.applier.apply_turn(1.0)
     assert applied(app, "hh-calm") == 2
     assert applied(app, "hh-flood") == 50
+
+
+def test_once_messages_pause_applying_runs_flat_out(app, store, monkeypatch):
+    monkeypatch.setattr(applier, "QUIET", 0.05)
+    store.process(parcels("hh-calm", 1, 2))
+    time.sleep(0.06)
+    assert store.applier.step() == 0.0
+    assert applied(app, "hh-calm") == 2
 
 
 def test_lagging_devices_are_applied_a_bounded_turn_at_a_time_each_in_its_turn(
@@ -83,18 +86,78 @@ def test_lagging_devices_are_applied_a_bounded_turn_at_a_time_each_in_its_turn(
 ):
     # Three devices a turn: every turn's queries name few devices, and none waits for more
     # than the turns of the others ahead of it.
-    monkeypatch.setattr(writer, "APPLY_DEVICES", 3)
+    monkeypatch.setattr(applier, "APPLY_DEVICES", 3)
     ids = [f"hh-lag-{i}" for i in range(7)]
     with db.transaction(app) as session:
         for device_id in ids:
             devices.provision(session, device_id, 1000)
     store.process([m for d in ids for m in parcels(d, 1, 2)])
-    assert store._lagging == set(ids)
+    assert store.applier.lagging == set(ids)
     turns = []
-    while store._lagging:
-        before = set(store._lagging)
-        store._apply(1.0)
-        turns.append(before - store._lagging)
+    while store.applier.lagging:
+        before = store.applier.lagging
+        store.applier.apply_turn(1.0)
+        turns.append(before - store.applier.lagging)
         assert len(turns) < 10
     assert turns == [set(ids[:3]), set(ids[3:6]), set(ids[6:])]  # in id order
     assert all(applied(app, d) == 2 for d in ids)
+
+
+def test_a_device_stored_again_while_its_turn_is_applied_stays_lagging(app, store, monkeypatch):
+    # Storing commits in a thread of its own: records committed after the applying
+    # transaction looked whether the device is still behind must not be forgotten.
+    store.process(parcels("hh-calm", 1, 2))
+    real_lagging = store.applier.ledger.lagging
+
+    def look_then_storing_commits(session, device_ids=None):
+        behind = real_lagging(session, device_ids)  # hh-calm: all applied
+        store.applier.behind({"hh-calm"}, 1)  # record 3, committed just after the look
+        return behind
+
+    monkeypatch.setattr(store.applier.ledger, "lagging", look_then_storing_commits)
+    store.applier.apply_turn(1.0)
+    monkeypatch.undo()
+    with db.transaction(app) as session:  # what that commit stored
+        topic, payload = parcels("hh-calm", 3, 1)[0]
+        store.ledger.store(session, {"hh-calm": json.loads(payload)["r"]}, {}, clock.now())
+    assert store.applier.lagging == {"hh-calm"}
+    store.applier.apply_turn(1.0)
+    assert applied(app, "hh-calm") == 3
+
+
+def test_the_applier_thread_applies_what_is_stored_while_the_store_serves(app, store):
+    store.applier.start()
+    try:
+        store.process(parcels("hh-calm", 1, 3))
+        deadline = time.monotonic() + 10
+        while applied(app, "hh-calm") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        store.applier.stop()
+    assert applied(app, "hh-calm") == 3
+
+
+def test_an_instance_overtaken_while_applying_rolls_back_and_nothing_applies_twice(
+    app, store, monkeypatch
+):
+    # A partition handing devices over: two instances apply one device at once. Applying
+    # reads devices without a lock, so the one that writes applied_seq second must notice.
+    monkeypatch.setattr(applier, "RETRY_WAIT", 0)
+    other = writer.Store(app, os.getppid())
+    store.process(parcels("hh-calm", 1, 3))
+    other.applier.behind({"hh-calm"}, 3)
+    real_apply = registry.apply
+    overtaking = []
+
+    def the_other_applies_first(session, device, record):
+        if not overtaking:
+            overtaking.append(None)  # the other's own registry.apply calls come here too
+            overtaking[0] = other.applier.apply_turn(1.0)
+        real_apply(session, device, record)
+
+    monkeypatch.setattr(registry, "apply", the_other_applies_first)
+    assert store.applier.apply_turn(1.0) == 0  # rolled back: PostgreSQL Overtaken, SQLite busy
+    assert overtaking == [3]
+    monkeypatch.undo()
+    assert store.applier.apply_turn(1.0) == 0 and not store.applier.lagging
+    assert applied(app, "hh-calm") == 3
