@@ -397,7 +397,9 @@ async def run(args, broker: Broker, gateway: Gateway, credentials: dict[str, str
             sent += 1
         await asyncio.sleep(0.005)
     cpu = cpu_seconds(gateway, broker)
-    busy = {name: (cpu[name] - cpu_before[name]) / (time.monotonic() - start) for name in cpu}
+    busy = {
+        name: (cpu[name] - cpu_before.get(name, 0.0)) / (time.monotonic() - start) for name in cpu
+    }
     await asyncio.sleep(5)  # the last acknowledgements
     lat = sorted(fleet.latencies)
     unacked = sum(len(h.sent) for h in fleet.handhelds)

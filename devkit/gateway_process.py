@@ -57,13 +57,18 @@ class Gateway:
                 self.proc.wait(20)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """Processor seconds (user and system) used so far by the gateway's MQTT side and its
-        store process (gateway/ingest/writer.py), for the benches' shares of a core."""
+        """Processor seconds (user and system) used so far by the gateway's MQTT side, its
+        store process (gateway/ingest/writer.py) and, on PostgreSQL, the applier's process
+        (gateway/ingest/applier.py), for the benches' shares of a core."""
         main = psutil.Process(self.proc.pid)
         used: dict[str, float] = {}
         for proc in [main, *main.children(recursive=True)]:
-            store = "gateway.ingest.writer" in " ".join(proc.cmdline())
-            name = "store process" if store else "MQTT side"
+            command = " ".join(proc.cmdline())
+            name = "MQTT side"
+            if "gateway.ingest.writer" in command:
+                name = "store process"
+            elif "gateway.ingest.applier" in command:
+                name = "applier"
             used[name] = used.get(name, 0.0) + sum(proc.cpu_times()[:2])
         return used
 

@@ -1,28 +1,38 @@
 """The ingest's applier: stored records applied to the bag registry, each device's in order,
-by a thread of the store process beside storing (gateway/ingest/writer.py).
+beside storing (gateway/ingest/writer.py): in a process of its own on PostgreSQL
+(`python -m gateway.ingest.applier <notes fd>`, started by the store process), in a thread
+of the store process on SQLite.
 
 Storing tells it, after each commit, which devices have records to apply; it applies a turn
 of them per transaction (gateway/ingest/ledger.py `apply`), and every LAGGING_SCAN seconds it
 asks the database which devices lag (records another instance acknowledged before it died).
 
-A thread with a connection of its own rather than time slices between the store's batches:
-a batch that arrived during a slice waited for all of it (its lock, read-ahead and prefetch
-queries came before the budget, its writes after), and at 10,000 handhelds and 1,000
-records/s that put publish -> ack at p50 79 ms against 18 ms with no applying at all
-(docs/benchmarks.md, "A fleet of handhelds"). Applying reads the devices' rows without a
-lock, so storing never waits for it either (ledger `_settle`).
+Beside storing rather than in time slices between the store's batches: a batch that arrived
+during a slice waited for all of it (its lock, read-ahead and prefetch queries came before
+the budget, its writes after), and at 10,000 handhelds and 1,000 records/s that put
+publish -> ack at p50 47-79 ms against 18 ms with no applying at all. A process, not a
+thread, where the database allows it: a thread that applies holds the interpreter lock that
+storing needs each time a query returns, and given 80 % of the time it starved storing
+(p99 2.6 s; docs/benchmarks.md, "A fleet of handhelds"). Applying reads the devices' rows
+without a lock, so storing never waits for it either (ledger `_settle`). SQLite takes one
+writer at a time: there the two take turns (Turns) in one process.
 """
 
 import bisect
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 
 from flask import Flask
 
-from gateway import db, metrics
+from gateway import create_app, db, logs, metrics
 from gateway.ingest import partition
 from gateway.ingest.ledger import RUN, Ledger, Overtaken
 
@@ -60,6 +70,8 @@ RETRY_WAIT = 1.0  # seconds before applying again after the database failed
 # instance killed after acknowledging a flood leaves such records behind, and in a shared
 # subscription those devices may never send to this instance.
 LAGGING_SCAN = 5.0
+PARENT_CHECK = 0.2  # seconds without a note between looks whether the store process lives
+STOP_WAIT = 5.0  # seconds the applier gets to finish its transaction when told to stop
 
 
 class Turns:
@@ -71,13 +83,13 @@ class Turns:
     """
 
     def __init__(self, serial: bool):
-        self._serial = serial
+        self.serial = serial
         self._lock = threading.Lock()
         self._storing_waits = 0  # changed by storing's thread only
 
     @contextmanager
     def storing(self) -> Iterator[None]:
-        if not self._serial:
+        if not self.serial:
             yield
             return
         self._storing_waits += 1
@@ -87,7 +99,7 @@ class Turns:
 
     @contextmanager
     def applying(self) -> Iterator[None]:
-        if not self._serial:
+        if not self.serial:
             yield
             return
         while self._storing_waits:
@@ -99,16 +111,21 @@ class Turns:
 class Applier:
     """The devices with stored records to apply, and the loop that applies them.
 
-    `behind()` is called by storing after each commit; `start()` runs `step()` in a thread
-    until `stop()`. Tests call `step()` and `apply_turn()` themselves.
+    `behind()` is called by storing after each commit; `start()` applies until `stop()`, in a
+    process of its own (then `behind()` sends its notes there) or in a thread. Tests call
+    `step()` and `apply_turn()` themselves.
     """
 
-    def __init__(self, app: Flask, instance: str | None):
+    def __init__(self, app: Flask):
         self.app = app
         # Partitioned among instances (gateway/ingest/partition.py): this instance applies
         # the lagging devices of the buckets it holds, not the others'; a dead instance's
         # devices are applied by their next owner. Otherwise (None) every lagging device.
-        self._instance = instance
+        self._instance = (
+            partition.instance_name(app.config)
+            if app.config.get("MQTT_SHARE") and app.config.get("MQTT_DISPATCH") == "partition"
+            else None
+        )
         self.ledger = Ledger()
         self.turns = Turns(app.config["DATABASE_URL"].startswith("sqlite"))
         self._lagging: set[str] = set()
@@ -117,6 +134,8 @@ class Applier:
         self._changed = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen | None = None
+        self._notes: Connection | None = None  # to the applier's process
         self._stored_at = 0.0  # when storing last committed records
         self._window = (0.0, 0)  # (start, records) of the arriving rate's window
         self._flooded = False  # more than FLOOD_RATE arrived in the last full window
@@ -130,6 +149,13 @@ class Applier:
 
     def behind(self, device_ids: Iterable[str], records: int) -> None:
         """After a commit: these devices have stored records to apply (`records` in all)."""
+        if self._notes is not None:
+            try:
+                self._notes.send((list(device_ids), records))
+            except OSError:  # it died; the next one finds what waits (its first scan)
+                log.error("the applier's process is gone; starting another")
+                self._spawn()
+            return
         with self._changed:
             self._lagging.update(device_ids)
             self._fresh.update(device_ids)
@@ -138,16 +164,45 @@ class Applier:
             self._changed.notify()
 
     def start(self) -> None:
+        if self.turns.serial:
+            self.start_thread()
+        else:
+            self._spawn()
+
+    def start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="applier", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
         """Stop after the transaction in hand (rolled back if the process ends first)."""
+        if self._notes is not None:
+            self._notes.close()  # the applier's process reads the end and stops
+            self._notes = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self._process.terminate()
+                self._process.wait()
         with self._changed:
             self._stopping = True
             self._changed.notify()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(STOP_WAIT)
+
+    def _spawn(self) -> None:
+        notes_in, notes_out = os.pipe()
+        # A program of its own (ps shows `-m gateway.ingest.applier`), on this app's database.
+        env = dict(os.environ, BAGSCAN_DATABASE_URL=self.app.config["DATABASE_URL"])
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.ingest.applier", str(notes_in)],
+            pass_fds=(notes_in,),
+            env=env,
+        )
+        os.close(notes_in)
+        if self._notes is not None:
+            self._notes.close()
+        self._notes = Connection(notes_out, readable=False)
 
     def _run(self) -> None:
         while True:
@@ -246,3 +301,28 @@ class Applier:
             return
         with self._changed:
             self._lagging |= found
+
+
+def main(notes: Connection) -> None:
+    """The applier's process: notes (device ids, records) from the store process's pipe, read
+    here so that its sends never wait, applied by the thread; stop when the pipe ends or the
+    store process is gone."""
+    logs.setup()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the store process stops us in order
+    applier = Applier(create_app())
+    applier.start_thread()
+    parent = os.getppid()
+    try:
+        while True:
+            if notes.poll(PARENT_CHECK):
+                applier.behind(*notes.recv())
+            elif os.getppid() != parent:
+                log.info("store process gone; applier stops")
+                break
+    except (EOFError, OSError):
+        pass
+    applier.stop()
+
+
+if __name__ == "__main__":
+    main(Connection(int(sys.argv[1]), writable=False))

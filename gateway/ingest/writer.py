@@ -26,7 +26,6 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from gateway import clock, create_app, db, logs, metrics
-from gateway.ingest import partition
 from gateway.ingest.applier import Applier
 from gateway.ingest.ledger import Ledger
 from gateway.services import devices
@@ -68,12 +67,7 @@ class Store:
         self.parent_pid = parent_pid
         self.stats: Counter[str] = Counter()
         self.ledger = Ledger()
-        self.applier = Applier(
-            app,
-            partition.instance_name(app.config)
-            if app.config.get("MQTT_SHARE") and app.config.get("MQTT_DISPATCH") == "partition"
-            else None,
-        )
+        self.applier = Applier(app)
         # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
         self._topics: dict[str, tuple[str, str]] = {}
         self._refused_by = ""  # why the database refused the last batch it refused

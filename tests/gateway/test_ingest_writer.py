@@ -126,7 +126,8 @@ def test_a_device_stored_again_while_its_turn_is_applied_stays_lagging(app, stor
     assert applied(app, "hh-calm") == 3
 
 
-def test_the_applier_thread_applies_what_is_stored_while_the_store_serves(app, store):
+def test_the_applier_applies_what_is_stored_beside_the_store(app, store):
+    # In a process of its own on PostgreSQL, in a thread on SQLite.
     store.applier.start()
     try:
         store.process(parcels("hh-calm", 1, 3))
