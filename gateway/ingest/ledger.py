@@ -155,14 +155,20 @@ class Ledger:
         """Store valid records and statuses of many devices; returns the ack seq per device.
 
         The caller commits. Devices are locked in id order, so gateways sharing a
-        subscription neither deadlock nor interleave one device's records.
+        subscription neither deadlock nor interleave one device's records. FOR NO KEY UPDATE,
+        not FOR UPDATE: applying's inserts of rows that name a device (scans, disagreements)
+        take a key-share lock on its row until their commit, which FOR UPDATE would wait for,
+        and the two would deadlock with `_settle` (PostgreSQL breaks that after a second).
         """
         self.last_stored = 0
         ids = sorted(set(records) | set(statuses))
         if not ids:
             return {}
         found = session.scalars(
-            select(Device).where(Device.id.in_(ids)).order_by(Device.id).with_for_update()
+            select(Device)
+            .where(Device.id.in_(ids))
+            .order_by(Device.id)
+            .with_for_update(key_share=True)
         ).all()
         by_id = {d.id: d for d in found}
         for device_id in ids:
@@ -515,7 +521,7 @@ class Ledger:
         goes on (docs/protocol.md: one bad record never blocks a device); the registry skips it.
         """
         device = session.scalars(
-            select(Device).where(Device.id == device_id).with_for_update()
+            select(Device).where(Device.id == device_id).with_for_update(key_share=True)
         ).one_or_none()
         if device is None:
             return 0
@@ -557,7 +563,7 @@ def _settle(session: Session, moved: dict[str, tuple[Device, int, int]]) -> None
         select(table.c.id, table.c.applied_seq)
         .where(table.c.id.in_(ids))
         .order_by(table.c.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # as storing locks them (Ledger.store)
     )
     now = {device_id: applied for device_id, applied in locked}
     overtaken = [d for d in ids if now.get(d) != moved[d][1]]

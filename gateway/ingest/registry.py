@@ -292,7 +292,7 @@ def lock_status(session: Session, device: Device) -> dict:
     reads devices without one while the store process writes their status (the ledger's
     _settle), and a status written from that read would undo what the store wrote."""
     session.flush()  # a change this transaction made to it is kept, not read over
-    session.refresh(device, ["status"], with_for_update=True)
+    session.refresh(device, ["status"], with_for_update={"key_share": True})
     return dict(device.status or {})
 
 
