@@ -140,7 +140,6 @@ class Applier:
         self._window = (0.0, 0)  # (start, records) of the arriving rate's window
         self._flooded = False  # more than FLOOD_RATE arrived in the last full window
         self._scanned_at = 0.0
-        self._quarantined_counted = 0  # ledger.quarantined as last counted in the metrics
 
     @property
     def lagging(self) -> set[str]:
@@ -253,7 +252,7 @@ class Applier:
             # committed after this transaction looked.
             self._lagging -= turn - behind - self._fresh
         metrics.RECORDS_APPLIED.inc(applied)
-        self._count_quarantined()
+        metrics.RECORDS_QUARANTINED.inc(self.ledger.newly_quarantined())
         return applied
 
     def _next_turn(self) -> set[str]:
@@ -274,13 +273,6 @@ class Applier:
         else:
             self._flooded = seen > FLOOD_RATE * (now - start)
             self._window = (now, records)
-
-    def _count_quarantined(self) -> None:
-        """After a commit: the records the ledger quarantined since the last commit."""
-        new = self.ledger.quarantined - self._quarantined_counted
-        if new:
-            metrics.RECORDS_QUARANTINED.inc(new)
-            self._quarantined_counted = self.ledger.quarantined
 
     def _since_scan(self) -> float:
         return time.monotonic() - self._scanned_at

@@ -141,9 +141,16 @@ class Ledger:
         self.last_stored = 0
         self._stored: dict[str, int] = {}
         self.quarantined = 0
+        self._quarantined_told = 0  # self.quarantined as newly_quarantined() last told it
 
     def forget(self) -> None:
         self._stored.clear()
+
+    def newly_quarantined(self) -> int:
+        """Records quarantined since the last call: for the metric, after a commit."""
+        new = self.quarantined - self._quarantined_told
+        self._quarantined_told = self.quarantined
+        return new
 
     def store(
         self,

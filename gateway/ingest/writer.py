@@ -71,7 +71,6 @@ class Store:
         # Valid topics seen, parsed: a fleet has a few thousand, each sends many messages.
         self._topics: dict[str, tuple[str, str]] = {}
         self._refused_by = ""  # why the database refused the last batch it refused
-        self._quarantined_counted = 0  # ledger.quarantined as last counted in the metrics
 
     def serve(self, batches: Connection, answers: Connection) -> None:
         """Answer batches (batch id, messages) with (batch ids, acks per device) until told
@@ -150,7 +149,7 @@ class Store:
                         session, device_id, rec, self._refused_by, clock.now()
                     )
                 self.stats["quarantined"] += 1
-                self._count_quarantined()
+                metrics.RECORDS_QUARANTINED.inc(self.ledger.newly_quarantined())
                 return {device_id: ack}
             except OperationalError:
                 self.ledger.forget()
@@ -251,13 +250,6 @@ class Store:
                 log.exception("batch of %d messages not storable", len(messages))
                 self._refused_by = f"{type(exc).__name__}: {exc}"
                 return _POISON
-
-    def _count_quarantined(self) -> None:
-        """After a commit: the records the ledger quarantined since the last commit."""
-        new = self.ledger.quarantined - self._quarantined_counted
-        if new:
-            metrics.RECORDS_QUARANTINED.inc(new)
-            self._quarantined_counted = self.ledger.quarantined
 
     def _check_parent(self) -> None:
         """A SIGKILLed MQTT side leaves us orphaned (re-parented): stop rather than retry
