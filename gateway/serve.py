@@ -241,8 +241,9 @@ def _check_settings(app: Flask) -> None:
     dispatch = app.config.get("MQTT_DISPATCH")
     if dispatch not in ("partition", "share"):
         raise CannotStart(f"BAGSCAN_MQTT_DISPATCH must be partition or share, not {dispatch!r}")
-    # The ledger's device row lock keeps two instances from applying one device's records at
-    # once; SQLite locks no rows across processes, and three instances on it built wrong bags.
+    # The ledger's device row locks keep two instances from applying one device's records
+    # twice (`_settle`); SQLite locks no rows across processes, and three instances on it
+    # built wrong bags.
     backend = make_url(app.config["DATABASE_URL"]).get_backend_name()
     if app.config.get("MQTT_SHARE") and backend == "sqlite":
         raise CannotStart(
