@@ -16,8 +16,8 @@ Two steps, both run by the ingest worker (docs/protocol.md, "Gateway side"):
    quarantined (logged, listed in the device's status and skipped), so one bad record never
    blocks a device forever, and the others apply as if alone.
 
-Records are applied right behind their acknowledgement, by the applier thread beside storing
-(gateway/ingest/applier.py): a flood (a device back after days offline, a fleet reconnecting)
+Records are applied right behind their acknowledgement, by the applier beside storing
+(gateway/ingest/applier.py: a process of its own on PostgreSQL, a thread on SQLite): a flood (a device back after days offline, a fleet reconnecting)
 is stored and acknowledged at full speed and never waits for the bag registry. Storing locks
 the rows of its devices (their status, last_seen); applying reads them without a lock and
 writes applied_seq at the end of its transaction only where no one moved it meanwhile
@@ -337,7 +337,10 @@ class Ledger:
         shared.prefetch(r.body for rows in ahead.values() for r in rows)
         if until:  # the budget is for applying; reading ahead does not count against it
             until += time.monotonic() - started
-        moved: dict[str, tuple[Device, int, int]] = {}  # device id: (device, read, applied)
+        # Device id: (device, applied_seq as read when its records were, the new one). Read
+        # then, not from the device at the end: a rolled-back savepoint that changed the
+        # device (a refused role) expires it, and it would load another instance's value.
+        moved: dict[str, tuple[Device, int, int]] = {}
         done, rest = self._apply_together(session, complete, ahead, until, shared, moved)
         for device_id in (d for d in ids if d in rest or d not in complete):
             # At least one record per call, whatever the prefetch took: under load it can
@@ -347,7 +350,7 @@ class Ledger:
             device = session.get(Device, device_id)
             if device is None:
                 continue
-            applied = device.applied_seq
+            read = applied = device.applied_seq
             while True:
                 rows = [r for r in ahead.pop(device_id, ()) if r.seq > applied]
                 more = not rows or device_id not in complete  # what ahead held may not be all
@@ -369,8 +372,8 @@ class Ledger:
                     break  # out of time, at a gap, or nothing more stored
                 if until and time.monotonic() > until:
                     break
-            if applied != device.applied_seq:
-                moved[device_id] = (device, device.applied_seq, applied)
+            if applied != read:
+                moved[device_id] = (device, read, applied)
         _settle(session, moved)
         return done
 
@@ -425,7 +428,7 @@ class Ledger:
             shared.forget()
             return 0, set(device_ids)
         for device, run in taken:
-            moved[device.id] = (device, device.applied_seq, run[-1].seq)
+            moved[device.id] = (device, run[0].seq - 1, run[-1].seq)  # runs follow applied_seq
             ahead.pop(device.id, None)
         done = settled | {device.id for device, _ in taken}
         return sum(len(run) for _, run in taken), set(device_ids) - done

@@ -55,8 +55,9 @@ def main(batches: Connection, answers: Connection) -> None:
     logs.setup()
     # Ctrl-C reaches the whole process group; the MQTT side stops us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Storing waits for the interpreter lock each time a query returns while the applier's
-    # thread runs Python: at most this long instead of the default 5 ms.
+    # On SQLite the applier is a thread of this process (gateway/ingest/applier.py): storing
+    # waits for the interpreter lock each time a query returns while that thread runs
+    # Python, at most this long instead of the default 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL)
     Store(create_app(), os.getppid()).serve(batches, answers)
 
